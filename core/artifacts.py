@@ -1,0 +1,464 @@
+"""The artifact store: one verified directory per finished training run.
+
+Layout::
+
+    artifacts/<model>/<run-id>/      a finished run (manifest.json last, then renamed into place)
+    artifacts/<model>/.tmp-<run-id>/ a run being written; never read as a run
+    artifacts/<model>/DEFAULT        pointer file: the run id the dashboard opens
+    artifacts/<model>/.train.lock    held (flock) by the one process training this model
+    artifacts/<model>/.training.json what that process is doing, for pages that follow it
+
+Nothing here imports TensorFlow; only ``Run.load_keras_model`` does, when it is called.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from core.data import NUM_CLASSES
+from core.models import MODEL_NAMES, get_spec
+
+FORMAT = "fmnist-compare-run"
+FORMAT_VERSION = 1
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+ENV_VAR = "FMNIST_ARTIFACTS"
+
+MANIFEST = "manifest.json"
+MODEL_FILE = "model.keras"
+HISTORY_FILE = "history.json"
+LIVE_LOG = "live.jsonl"
+PREDICTIONS = "predictions.npz"
+RUN_FILES = (MODEL_FILE, HISTORY_FILE, LIVE_LOG, PREDICTIONS)
+DEFAULT_POINTER = "DEFAULT"
+LOCK_FILE = ".train.lock"
+STATUS_FILE = ".training.json"
+TMP_PREFIX = ".tmp-"
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+class RunError(RuntimeError):
+    """A run is missing, damaged or incompatible; the message names what is wrong."""
+
+
+class TrainingBusy(RuntimeError):
+    """Another process is already training this model."""
+
+
+def artifacts_root(root: Path | str | None = None) -> Path:
+    """The artifacts folder: ``root``, else ``$FMNIST_ARTIFACTS``, else ``<project>/artifacts``."""
+    if root is None:
+        root = os.environ.get(ENV_VAR) or PROJECT_DIR / "artifacts"
+    return Path(root).resolve()
+
+
+def model_dir(model: str, root: Path | str | None = None) -> Path:
+    get_spec(model)  # rejects unknown names before they reach the file system
+    return artifacts_root(root) / model
+
+
+def check_run_id(run_id: str) -> str:
+    """Reject anything that is not a plain run name (no separators, no leading dot)."""
+    if not isinstance(run_id, str) or not _RUN_ID.match(run_id) or ".." in run_id:
+        raise RunError(f"invalid run id {run_id!r}: use letters, digits, '-', '_' and '.'")
+    return run_id
+
+
+def run_path(model: str, run_id: str, root: Path | str | None = None) -> Path:
+    """The folder of a run, guaranteed to lie inside the artifacts folder."""
+    base = model_dir(model, root)
+    path = (base / check_run_id(run_id)).resolve()
+    if path.parent != base:
+        raise RunError(f"run {run_id!r} resolves outside {base}")
+    return path
+
+
+def new_run_id(seed: int, now: datetime | None = None) -> str:
+    """A sortable, unique id: UTC time stamp, seed, and a short random suffix."""
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%d-%H%M%S}-seed{seed}-{secrets.token_hex(2)}"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file in the same folder and rename: readers see old or new, whole."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading runs
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One entry of a listing: a run folder and whether it verified."""
+
+    model: str
+    run_id: str
+    path: Path
+    manifest: dict | None
+    problem: str | None = None
+    is_default: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+@dataclass(frozen=True)
+class Run:
+    """A verified run: its manifest, per-epoch history and test-set predictions."""
+
+    model: str
+    run_id: str
+    path: Path
+    manifest: dict
+    history: list[dict]
+    y_true: np.ndarray = field(repr=False)  # (n,) int
+    y_prob: np.ndarray = field(repr=False)  # (n, 10) float32
+
+    @property
+    def follows_report(self) -> bool:
+        return bool(self.manifest["protocol"]["follows_report"])
+
+    def load_keras_model(self):
+        """The trained Keras model, loaded in safe mode after its checksum is checked again."""
+        import keras
+
+        path = self.path / MODEL_FILE
+        if sha256_file(path) != self.manifest["files"][MODEL_FILE]:
+            raise RunError(
+                f"{self.model}/{self.run_id}: {MODEL_FILE} changed since it was verified"
+            )
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+
+
+def _read_manifest(path: Path) -> dict:
+    file = path / MANIFEST
+    if not file.is_file():
+        raise RunError(f"{MANIFEST} is missing")
+    try:
+        manifest = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunError(f"{MANIFEST} is unreadable ({exc})") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise RunError(f"{MANIFEST} is not a run manifest of this project")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise RunError(
+            f"{MANIFEST} has format version {manifest.get('format_version')!r}; this version of "
+            f"the project reads version {FORMAT_VERSION}: retrain the model"
+        )
+    for key in ("model", "run_id", "protocol", "files", "test_metrics"):
+        if key not in manifest:
+            raise RunError(f"{MANIFEST} lacks {key!r}")
+    return manifest
+
+
+def verify_run(path: Path, model: str | None = None) -> dict:
+    """Check a run folder's manifest and every file's SHA-256; returns the manifest."""
+    manifest = _read_manifest(path)
+    if model is not None and manifest["model"] != model:
+        raise RunError(f"manifest says model {manifest['model']!r}, folder says {model!r}")
+    if manifest["run_id"] != path.name:
+        raise RunError(f"manifest says run {manifest['run_id']!r}, folder is {path.name!r}")
+    files = manifest["files"]
+    missing = [name for name in RUN_FILES if name not in files]
+    if missing:
+        raise RunError(f"{MANIFEST} has no checksum for {', '.join(missing)}")
+    for name, want in files.items():
+        if name not in RUN_FILES:
+            raise RunError(f"{MANIFEST} lists an unexpected file {name!r}")
+        file = path / name
+        if not file.is_file():
+            raise RunError(f"{name} is missing")
+        if sha256_file(file) != want:
+            raise RunError(f"{name} does not match its checksum (altered or truncated)")
+    return manifest
+
+
+def _read_predictions(path: Path, expected: int) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with np.load(path / PREDICTIONS, allow_pickle=False) as npz:
+            y_true, y_prob = npz["y_true"], npz["y_prob"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise RunError(f"{PREDICTIONS} is unreadable ({exc})") from exc
+    if y_prob.shape != (expected, NUM_CLASSES) or y_true.shape != (expected,):
+        raise RunError(
+            f"{PREDICTIONS} has shapes {y_true.shape}, {y_prob.shape}; expected {expected}"
+        )
+    if not np.all(np.isfinite(y_prob)) or np.abs(y_prob.sum(axis=1) - 1).max() > 1e-3:
+        raise RunError(f"{PREDICTIONS}: probabilities are not finite rows summing to 1")
+    if y_true.min() < 0 or y_true.max() >= NUM_CLASSES:
+        raise RunError(f"{PREDICTIONS}: labels outside 0..{NUM_CLASSES - 1}")
+    return y_true.astype(np.int64), y_prob.astype(np.float32)
+
+
+def load_run(model: str, run_id: str | None = None, root: Path | str | None = None) -> Run:
+    """Load and verify one run (the model's default when ``run_id`` is None)."""
+    if run_id is None:
+        run_id = default_run_id(model, root)
+        if run_id is None:
+            raise RunError(f"no usable run of {model!r}: train one first")
+    path = run_path(model, run_id, root)
+    if not path.is_dir():
+        raise RunError(f"{model}/{run_id}: no such run")
+    try:
+        manifest = verify_run(path, model)
+        history = json.loads((path / HISTORY_FILE).read_text(encoding="utf-8"))["epochs"]
+        y_true, y_prob = _read_predictions(path, manifest["test_metrics"]["n"])
+    except RunError as exc:
+        raise RunError(f"{model}/{run_id}: {exc}") from exc
+    except (KeyError, TypeError, json.JSONDecodeError) as exc:
+        raise RunError(f"{model}/{run_id}: malformed content ({exc!r})") from exc
+    return Run(model, run_id, path, manifest, history, y_true, y_prob)
+
+
+def list_runs(model: str, root: Path | str | None = None) -> list[RunInfo]:
+    """Every finished run of ``model``, newest first, each verified (damaged ones say why)."""
+    base = model_dir(model, root)
+    if not base.is_dir():
+        return []
+    pointer = _read_pointer(base)
+    infos = []
+    for path in sorted(base.iterdir(), key=lambda p: p.name, reverse=True):
+        if not path.is_dir() or path.name.startswith(".") or not _RUN_ID.match(path.name):
+            continue
+        try:
+            manifest, problem = verify_run(path, model), None
+        except RunError as exc:
+            manifest, problem = None, str(exc)
+        infos.append(RunInfo(model, path.name, path, manifest, problem, path.name == pointer))
+    return infos
+
+
+def _read_pointer(base: Path) -> str | None:
+    try:
+        text = (base / DEFAULT_POINTER).read_text(encoding="utf-8").strip()
+        return check_run_id(text)
+    except (OSError, UnicodeDecodeError, RunError):
+        return None
+
+
+def default_run_id(model: str, root: Path | str | None = None) -> str | None:
+    """The run the dashboard opens: the pointer's run if it verifies, else the newest good run
+    that follows the report's protocol, else the newest good run, else None."""
+    runs = [r for r in list_runs(model, root) if r.ok]
+    for info in runs:
+        if info.is_default:
+            return info.run_id
+    full = [r for r in runs if r.manifest["protocol"].get("follows_report")]
+    return (full or runs)[0].run_id if runs else None
+
+
+def set_default(model: str, run_id: str, root: Path | str | None = None) -> None:
+    """Point the model's default at ``run_id`` (which must verify)."""
+    path = run_path(model, run_id, root)
+    verify_run(path, model)
+    _write_atomic(path.parent / DEFAULT_POINTER, run_id + "\n")
+
+
+# ----------------------------------------------------------------------------------------------
+# Writing runs
+
+
+class RunWriter:
+    """Collects a run's files in a hidden temporary folder and publishes it whole.
+
+    Use as a context manager: on an exception (or a signal turned into one) the temporary folder
+    is removed and nothing becomes visible; ``commit`` writes the manifest and renames the folder
+    into place in one step.
+    """
+
+    def __init__(self, model: str, run_id: str, root: Path | str | None = None):
+        self.model = model
+        self.run_id = check_run_id(run_id)
+        self.final = run_path(model, run_id, root)
+        self.tmp = self.final.parent / f"{TMP_PREFIX}{run_id}"
+        self.committed = False
+
+    def __enter__(self) -> RunWriter:
+        self.tmp.mkdir(parents=True)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if not self.committed:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def file(self, name: str) -> Path:
+        if name not in RUN_FILES:
+            raise ValueError(f"{name!r} is not a run file")
+        return self.tmp / name
+
+    def commit(self, manifest: dict) -> Path:
+        """Checksum every file, write the manifest, fsync, and rename into place."""
+        files = {}
+        for name in RUN_FILES:
+            path = self.tmp / name
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+            files[name] = sha256_file(path)
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "model": self.model,
+            "run_id": self.run_id,
+            **manifest,
+            "files": files,
+        }
+        with open(self.tmp / MANIFEST, "w", encoding="utf-8") as f:
+            json.dump(manifest, f, indent=2)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(self.tmp, self.final)
+        dir_fd = os.open(self.final.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        self.committed = True
+        return self.final
+
+
+def remove_stale_tmp(model: str, root: Path | str | None = None) -> list[str]:
+    """Delete half-written runs left by killed trainers. Call only while holding the lock."""
+    base = model_dir(model, root)
+    removed = []
+    if base.is_dir():
+        for path in base.iterdir():
+            if path.is_dir() and path.name.startswith(TMP_PREFIX):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path.name)
+    return removed
+
+
+# ----------------------------------------------------------------------------------------------
+# One trainer per model
+
+
+@contextlib.contextmanager
+def training_lock(model: str, root: Path | str | None = None, timeout: float = 2.0):
+    """Hold the model's training lock; raises TrainingBusy if another live process has it.
+
+    The lock is an ``flock`` on a file: the kernel releases it when its process dies, so a
+    killed trainer never holds it forever.
+    """
+    import time
+
+    base = model_dir(model, root)
+    base.mkdir(parents=True, exist_ok=True)
+    fd = os.open(base / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if time.monotonic() >= deadline:  # readers hold it only for an instant
+                    status = read_training_status(model, root) or {}
+                    raise TrainingBusy(
+                        f"{model} is already being trained (pid {status.get('pid', '?')}, "
+                        f"run {status.get('run_id', '?')}); wait for it or stop it"
+                    ) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def is_training(model: str, root: Path | str | None = None) -> bool:
+    """Whether a live process holds the model's training lock (probed without blocking it)."""
+    path = model_dir(model, root) / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def write_training_status(model: str, status: dict, root: Path | str | None = None) -> None:
+    status = {**status, "updated": datetime.now(UTC).isoformat(timespec="seconds")}
+    _write_atomic(model_dir(model, root) / STATUS_FILE, json.dumps(status))
+
+
+def read_training_status(model: str, root: Path | str | None = None) -> dict | None:
+    """The last status a trainer wrote, with ``running`` from the lock (not from the file)."""
+    try:
+        status = json.loads((model_dir(model, root) / STATUS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(status, dict):
+        return None
+    status["running"] = is_training(model, root)
+    if not status["running"] and status.get("state") == "training":
+        status["state"] = "died"  # the process ended without saying so (killed)
+    return status
+
+
+def live_log_path(model: str, root: Path | str | None = None) -> Path | None:
+    """The live log of the model's current or last training, wherever it is now."""
+    status = read_training_status(model, root)
+    if not status or "run_id" not in status:
+        return None
+    run_id = check_run_id(status["run_id"])
+    base = model_dir(model, root)
+    for folder in (base / f"{TMP_PREFIX}{run_id}", base / run_id):
+        if (folder / LIVE_LOG).is_file():
+            return folder / LIVE_LOG
+    return None
+
+
+def read_live_log(path: Path, offset: int = 0) -> tuple[list[dict], int]:
+    """Records appended since ``offset`` (bytes) and the new offset; a partial last line waits."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            chunk = f.read()
+    except FileNotFoundError:
+        return [], offset
+    end = chunk.rfind(b"\n") + 1
+    records = []
+    for line in chunk[:end].splitlines():
+        with contextlib.suppress(ValueError):
+            records.append(json.loads(line))
+    return records, offset + end
+
+
+def available_models(root: Path | str | None = None) -> dict[str, str | None]:
+    """Each registered model's default run id (None where it has no usable run)."""
+    return {name: default_run_id(name, root) for name in MODEL_NAMES}

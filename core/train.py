@@ -1,0 +1,498 @@
+"""Train the report's models and save each run to the artifact store.
+
+    python -m core.train --model all                 # the report's protocol, seed 0
+    python -m core.train --model baseline --epochs 1 --train-limit 2000   # a quick demo run
+
+The trainer streams a JSON-lines live log into the run as it goes (step records every
+``--log-every`` batches, one record per epoch), which both the progress bar here and the
+dashboard's Training page follow. The test set is evaluated after every epoch as held-out
+monitoring only: nothing is selected on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from core import artifacts
+from core.data import Dataset, DatasetError, load_dataset, normalise, one_hot
+from core.metrics import headline
+from core.models import MODEL_NAMES, get_spec
+
+REPORT_EPOCHS = 10
+REPORT_BATCH_SIZE = 32
+MAX_EPOCHS = 1000
+EVAL_BATCH_SIZE = 1000  # evaluation batch size changes speed, not results
+LR = 0.001  # Adam's default, the report's optimizer
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run; defaults are the report's protocol."""
+
+    model: str
+    epochs: int = REPORT_EPOCHS
+    batch_size: int = REPORT_BATCH_SIZE
+    seed: int = 0
+    train_limit: int | None = None
+    log_every: int = 50
+
+    @property
+    def follows_report(self) -> bool:
+        return (
+            self.epochs == REPORT_EPOCHS
+            and self.batch_size == REPORT_BATCH_SIZE
+            and self.train_limit is None
+        )
+
+    def validate(self, n_train: int = 60_000) -> None:
+        """Raise ValueError with a clear message for settings that make no sense."""
+        get_spec(self.model)
+        if not 1 <= self.epochs <= MAX_EPOCHS:
+            raise ValueError(f"epochs must be between 1 and {MAX_EPOCHS}, not {self.epochs}")
+        if self.train_limit is not None and not 1 <= self.train_limit <= n_train:
+            raise ValueError(f"train limit must be between 1 and {n_train}, not {self.train_limit}")
+        images = self.train_limit or n_train
+        if not 1 <= self.batch_size <= images:
+            raise ValueError(
+                f"batch size must be between 1 and the number of training images ({images}), "
+                f"not {self.batch_size}"
+            )
+        if self.seed < 0 or self.seed >= 2**31:
+            raise ValueError(f"seed must be between 0 and 2**31 - 1, not {self.seed}")
+        if self.log_every < 1:
+            raise ValueError(f"log interval must be at least 1 batch, not {self.log_every}")
+
+
+class StopRequested(Exception):
+    """SIGTERM/SIGINT arrived: the run is abandoned cleanly and nothing is published."""
+
+
+class _StopFlag:
+    def __init__(self) -> None:
+        self.set = False
+
+    def __call__(self, signum, frame) -> None:
+        self.set = True
+
+
+class LiveLog:
+    """Appends JSON records to a file, flushed as written, and passes each to a listener."""
+
+    def __init__(self, path: Path, listener: Callable[[dict], None] | None = None):
+        self.file = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
+        self.listener = listener
+
+    def write(self, record: dict) -> None:
+        record = {"time": round(time.time(), 3), **record}
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+        if self.listener:
+            self.listener(record)
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _make_callback(log: LiveLog, config: TrainConfig, steps_per_epoch: int, stop: _StopFlag):
+    import keras
+
+    class LiveLogCallback(keras.callbacks.Callback):
+        """Writes step and epoch records; turns a stop request into a clean end of training."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+            self.epoch_start = self.window_start = time.perf_counter()
+            self.window_batches = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.window_batches += 1
+            if stop.set:
+                self.model.stop_training = True
+            if (batch + 1) % config.log_every and batch + 1 != steps_per_epoch:
+                return
+            now = time.perf_counter()
+            images = self.window_batches * config.batch_size
+            log.write(
+                {
+                    "type": "step",
+                    "epoch": self.epoch + 1,
+                    "step": self.epoch * steps_per_epoch + batch + 1,
+                    "total_steps": config.epochs * steps_per_epoch,
+                    "loss": float(logs["loss"]),  # running mean over the epoch so far
+                    "accuracy": float(logs["accuracy"]),
+                    "images_per_s": round(images / max(now - self.window_start, 1e-9), 1),
+                }
+            )
+            self.window_start, self.window_batches = now, 0
+
+        def on_epoch_end(self, epoch, logs=None):
+            log.write(
+                {
+                    "type": "epoch",
+                    "epoch": epoch + 1,
+                    "loss": float(logs["loss"]),
+                    "accuracy": float(logs["accuracy"]),
+                    "test_loss": float(logs["val_loss"]),  # held-out monitoring only
+                    "test_accuracy": float(logs["val_accuracy"]),
+                    "seconds": round(time.perf_counter() - self.epoch_start, 3),
+                }
+            )
+
+    return LiveLogCallback()
+
+
+def _versions() -> dict:
+    import keras
+    import sklearn
+    import tensorflow as tf
+
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "keras_backend": keras.backend.backend(),
+        "numpy": np.__version__,
+        "scikit-learn": sklearn.__version__,
+    }
+
+
+def train(
+    config: TrainConfig,
+    data: Dataset | None = None,
+    root: Path | str | None = None,
+    make_default: bool | None = None,
+    listener: Callable[[dict], None] | None = None,
+) -> Path:
+    """Train one model, publish the run, and return its folder.
+
+    ``make_default``: True/False forces the choice; None (auto) makes the new run the model's
+    default if it follows the report's protocol or if the model has no usable default yet.
+    Raises TrainingBusy if the model is already being trained, StopRequested on SIGTERM/SIGINT.
+    """
+    data = data or load_dataset()
+    config.validate(len(data.x_train))
+    spec = get_spec(config.model)
+    stop = _StopFlag()
+    old_handlers = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with artifacts.training_lock(config.model, root):
+            artifacts.remove_stale_tmp(config.model, root)
+            return _train_locked(config, spec, data, root, make_default, listener, stop)
+    finally:
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
+
+
+def _train_locked(config, spec, data, root, make_default, listener, stop) -> Path:
+    import keras
+
+    run_id = artifacts.new_run_id(config.seed)
+    status = {"pid": os.getpid(), "run_id": run_id, "config": asdict(config)}
+    artifacts.write_training_status(config.model, {**status, "state": "training"}, root)
+    started = datetime.now(UTC)
+    with artifacts.RunWriter(config.model, run_id, root) as writer:
+        log = LiveLog(writer.file(artifacts.LIVE_LOG), listener)
+        try:
+            x_train = normalise(data.x_train[: config.train_limit])  # (n, 28, 28, 1)
+            y_train = one_hot(data.y_train[: config.train_limit])  # (n, 10)
+            x_test, y_test = normalise(data.x_test), one_hot(data.y_test)
+            steps = -(-len(x_train) // config.batch_size)
+            log.write(
+                {"type": "start", "model": config.model, "run_id": run_id,
+                 "config": asdict(config), "train_images": len(x_train),
+                 "test_images": len(x_test), "steps_per_epoch": steps,
+                 "follows_report": config.follows_report}
+            )  # fmt: skip
+            keras.utils.set_random_seed(config.seed)
+            model = spec.build()
+            model.compile(
+                optimizer=keras.optimizers.Adam(learning_rate=LR),
+                loss="categorical_crossentropy",
+                metrics=["accuracy"],
+            )
+            if stop.set:
+                raise StopRequested
+            fit = model.fit(
+                x_train,
+                y_train,
+                epochs=config.epochs,
+                batch_size=config.batch_size,
+                shuffle=True,
+                validation_data=(x_test, y_test),
+                validation_batch_size=EVAL_BATCH_SIZE,
+                callbacks=[_make_callback(log, config, steps, stop)],
+                verbose=0,
+            )
+            if stop.set:
+                raise StopRequested
+            y_prob = model.predict(x_test, batch_size=EVAL_BATCH_SIZE, verbose=0)  # (n, 10)
+            test = headline(data.y_test, y_prob)
+            epochs = [
+                {
+                    "epoch": i + 1,
+                    "loss": fit.history["loss"][i],
+                    "accuracy": fit.history["accuracy"][i],
+                    "test_loss": fit.history["val_loss"][i],
+                    "test_accuracy": fit.history["val_accuracy"][i],
+                }
+                for i in range(len(fit.history["loss"]))
+            ]
+            seconds = [r["seconds"] for r in _epoch_records(writer.file(artifacts.LIVE_LOG))]
+            for record, sec in zip(epochs, seconds, strict=True):
+                record["seconds"] = sec
+            model.save(writer.file(artifacts.MODEL_FILE))
+            np.savez_compressed(
+                writer.file(artifacts.PREDICTIONS),
+                y_true=data.y_test.astype(np.uint8),
+                y_prob=y_prob.astype(np.float32),
+            )
+            writer.file(artifacts.HISTORY_FILE).write_text(
+                json.dumps(
+                    {"note": "test_* are held-out monitoring only; nothing is selected on them",
+                     "epochs": epochs},
+                    indent=1,
+                )
+            )  # fmt: skip
+            log.write({"type": "end", "state": "done", "test": test})
+        except BaseException as exc:
+            state = "stopped" if isinstance(exc, (StopRequested, KeyboardInterrupt)) else "failed"
+            log.write({"type": "end", "state": state, "error": repr(exc)[:500]})
+            log.close()
+            artifacts.write_training_status(
+                config.model, {**status, "state": state, "error": repr(exc)[:500]}, root
+            )
+            raise
+        log.close()
+        finished = datetime.now(UTC)
+        manifest = {
+            "display_name": spec.display_name,
+            "params": int(model.count_params()),
+            "protocol": {
+                "epochs": config.epochs,
+                "batch_size": config.batch_size,
+                "seed": config.seed,
+                "optimizer": "Adam",
+                "learning_rate": LR,
+                "loss": "categorical_crossentropy",
+                "preprocessing": "pixels / 255, one-hot labels",
+                "train_images": len(x_train),
+                "train_limit": config.train_limit,
+                "follows_report": config.follows_report,
+                "test_evaluation": "after every epoch, held-out monitoring only",
+            },
+            "versions": _versions(),
+            "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+            "dataset": {"source": data.source, "sha256": data.sha256},
+            "started": started.isoformat(timespec="seconds"),
+            "finished": finished.isoformat(timespec="seconds"),
+            "seconds_per_epoch": seconds,
+            "train_metrics": {"loss": epochs[-1]["loss"], "accuracy": epochs[-1]["accuracy"]},
+            "test_metrics": test,
+        }
+        path = writer.commit(manifest)
+    artifacts.write_training_status(config.model, {**status, "state": "done"}, root)
+    if make_default is None:
+        make_default = config.follows_report or artifacts.default_run_id(config.model, root) in (
+            None,
+            run_id,
+        )
+    if make_default:
+        artifacts.set_default(config.model, run_id, root)
+    return path
+
+
+def _epoch_records(path: Path) -> list[dict]:
+    records, _ = artifacts.read_live_log(path)
+    return [r for r in records if r.get("type") == "epoch"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value < 2**31:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 2**31 - 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m core.train",
+        description="Train the report's CNNs on Fashion-MNIST and save each run under --out.",
+    )
+    p.add_argument(
+        "--model",
+        default="all",
+        choices=[*MODEL_NAMES, "all"],
+        help="which model to train (default: all)",
+    )
+    p.add_argument(
+        "--epochs",
+        type=_positive_int,
+        default=REPORT_EPOCHS,
+        help=f"epochs (report: {REPORT_EPOCHS}; at most {MAX_EPOCHS})",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=REPORT_BATCH_SIZE,
+        help=f"batch size (report: {REPORT_BATCH_SIZE})",
+    )
+    p.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
+    p.add_argument(
+        "--train-limit",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="train on the first N images only (quick runs; not the report's protocol)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="artifacts folder (default: $FMNIST_ARTIFACTS or ./artifacts)",
+    )
+    p.add_argument(
+        "--log-every",
+        type=_positive_int,
+        default=50,
+        metavar="BATCHES",
+        help="write a live-log step record every this many batches (default: 50)",
+    )
+    default = p.add_mutually_exclusive_group()
+    default.add_argument(
+        "--make-default",
+        dest="make_default",
+        action="store_true",
+        default=None,
+        help="make the new run the dashboard's default",
+    )
+    default.add_argument(
+        "--no-default",
+        dest="make_default",
+        action="store_false",
+        help="never change the default (by default, a run that follows the "
+        "report's protocol becomes the default)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p  # fmt: skip
+
+
+def _check_writable(root: Path) -> str | None:
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        return f"cannot write to the artifacts folder {root}: {exc.strerror or exc}"
+    return None
+
+
+class _ProgressBar:
+    """A tqdm bar fed by live-log records, so it shows exactly what the log says."""
+
+    def __init__(self, label: str):
+        from tqdm import tqdm
+
+        self.tqdm, self.bar, self.label = tqdm, None, label
+
+    def __call__(self, record: dict) -> None:
+        kind = record["type"]
+        if kind == "start":
+            total = record["steps_per_epoch"] * record["config"]["epochs"]
+            self.bar = self.tqdm(total=total, desc=self.label, unit="step", dynamic_ncols=True)
+        elif kind == "step" and self.bar is not None:
+            self.bar.update(record["step"] - self.bar.n)
+            self.bar.set_postfix(
+                epoch=record["epoch"], loss=f"{record['loss']:.4f}",
+                acc=f"{record['accuracy']:.4f}", img_s=f"{record['images_per_s']:.0f}",
+            )  # fmt: skip
+        elif kind == "epoch" and self.bar is not None:
+            self.bar.write(
+                f"{self.label} epoch {record['epoch']}: loss {record['loss']:.4f} "
+                f"acc {record['accuracy']:.4f} | held-out test loss {record['test_loss']:.4f} "
+                f"acc {record['test_accuracy']:.4f} | {record['seconds']:.1f} s"
+            )
+        elif kind == "end" and self.bar is not None:
+            self.bar.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    root = artifacts.artifacts_root(args.out)
+    problem = _check_writable(root)
+    if problem:
+        parser.error(problem)
+    names = MODEL_NAMES if args.model == "all" else (args.model,)
+    configs = [
+        TrainConfig(name, args.epochs, args.batch_size, args.seed, args.train_limit, args.log_every)
+        for name in names
+    ]
+    for config in configs:
+        try:
+            config.validate()
+        except ValueError as exc:
+            parser.error(str(exc))
+    try:
+        data = load_dataset()
+    except DatasetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"Fashion-MNIST from {data.source}", file=sys.stderr)
+    if not configs[0].follows_report:
+        print("note: these settings do not follow the report's protocol", file=sys.stderr)
+    for config in configs:
+        listener = None if args.quiet else _ProgressBar(config.model)
+        try:
+            path = train(config, data, root, args.make_default, listener)
+        except artifacts.TrainingBusy as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 3
+        except (StopRequested, KeyboardInterrupt):
+            print(f"{config.model}: stopped; nothing was saved, earlier runs are untouched",
+                  file=sys.stderr)  # fmt: skip
+            return 130
+        except OSError as exc:
+            print(f"error: could not save the {config.model} run ({exc}); earlier runs are "
+                  "untouched", file=sys.stderr)  # fmt: skip
+            return 4
+        manifest = json.loads((path / artifacts.MANIFEST).read_text())
+        test = manifest["test_metrics"]
+        print(
+            f"{config.model}: test accuracy {test['accuracy']:.4f}, loss {test['loss']:.4f}, "
+            f"{np.mean(manifest['seconds_per_epoch']):.1f} s/epoch -> {path}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
