@@ -114,15 +114,16 @@ def parse_idx(raw: bytes, name: str = "IDX data") -> np.ndarray:
     return np.frombuffer(raw, dtype=_IDX_DTYPES[dtype_code], offset=header).reshape(dims)
 
 
-def read_verified(path: Path) -> tuple[bytes, str]:
-    """Decompress one file and check its content SHA-256; returns (IDX bytes, sha256)."""
+def read_verified(path: Path, name: str | None = None) -> tuple[bytes, str]:
+    """Decompress one file and check its content SHA-256 against the original release's value
+    for ``name`` (default: the file's own name); returns (IDX bytes, sha256)."""
     try:
         with gzip.open(path, "rb") as f:
             raw = f.read()
     except (OSError, EOFError) as exc:  # truncated or not gzip at all
         raise DatasetError(f"{path}: cannot be decompressed ({exc}).") from exc
     digest = hashlib.sha256(raw).hexdigest()
-    want = FILES[path.name]
+    want = FILES[name or path.name]
     if digest != want:
         raise DatasetError(f"{path}: SHA-256 {digest[:16]}… does not match {want[:16]}….")
     return raw, digest
@@ -138,30 +139,38 @@ def _try_dir(folder: Path) -> tuple[dict[str, bytes], dict[str, str]]:
     return raws, digests
 
 
-def download(folder: Path, mirrors: tuple[str, ...] = DOWNLOAD_MIRRORS) -> None:
-    """Fetch the four files into ``folder`` with a progress bar; each is verified before use."""
+def download(folder: Path, mirrors: tuple[str, ...] | None = None) -> None:
+    """Fetch missing or damaged files into ``folder`` with a progress bar, verifying each one
+    before it replaces anything."""
     from tqdm import tqdm
 
     folder.mkdir(parents=True, exist_ok=True)
     for name in FILES:
-        if (folder / name).is_file():
+        try:
+            read_verified(folder / name)
             continue
+        except DatasetError:
+            pass  # missing or damaged: fetch it
         errors = []
-        for base in mirrors:
+        for base in mirrors or DOWNLOAD_MIRRORS:
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
             try:
-                with urllib.request.urlopen(base + name, timeout=30) as resp:
+                with (
+                    os.fdopen(fd, "wb") as out,
+                    urllib.request.urlopen(base + name, timeout=30) as resp,
+                ):
                     total = int(resp.headers.get("Content-Length") or 0) or None
-                    with (
-                        tempfile.NamedTemporaryFile(dir=folder, delete=False) as tmp,
-                        tqdm(total=total, unit="B", unit_scale=True, desc=name) as bar,
-                    ):
+                    with tqdm(total=total, unit="B", unit_scale=True, desc=name) as bar:
                         while chunk := resp.read(1 << 16):
-                            tmp.write(chunk)
+                            out.write(chunk)
                             bar.update(len(chunk))
-                os.replace(tmp.name, folder / name)
+                read_verified(Path(tmp), name)
+                os.replace(tmp, folder / name)
                 break
-            except OSError as exc:
+            except (OSError, DatasetError) as exc:
                 errors.append(f"{base + name}: {exc}")
+            finally:
+                Path(tmp).unlink(missing_ok=True)
         else:
             raise DatasetError("download failed: " + "; ".join(errors))
 
@@ -183,7 +192,7 @@ def load_dataset(allow_download: bool = True) -> Dataset:
             raws, digests = _try_dir(cache)
             return _build(raws, digests, source=f"download into {cache}")
         except DatasetError as exc:
-            tried.append(f"  - download from {', '.join(DOWNLOAD_MIRRORS)}: {exc}")
+            tried.append(f"  - download into {cache}: {exc}")
     raise DatasetError(
         "Fashion-MNIST was not found or did not verify. Tried, in order:\n"
         + "\n".join(tried)

@@ -1,0 +1,204 @@
+"""core.artifacts: complete runs, verification, damage, defaults, path safety and the lock."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from core import artifacts
+from core.artifacts import RunError, TrainingBusy
+from core.data import FILES
+from core.metrics import headline
+from core.models import MODEL_NAMES
+
+
+@pytest.fixture
+def root(tmp_path, tiny_root):
+    """A private copy of the tiny runs, free to damage."""
+    dest = tmp_path / "artifacts"
+    shutil.copytree(tiny_root, dest, ignore=shutil.ignore_patterns(".train.lock"))
+    return dest
+
+
+def only_run(root, model):
+    (info,) = artifacts.list_runs(model, root)
+    return info
+
+
+@pytest.mark.parametrize("model", MODEL_NAMES)
+def test_complete_run(tiny_root, model):
+    run = artifacts.load_run(model, root=tiny_root)
+    assert sorted(p.name for p in run.path.iterdir()) == sorted(
+        [*artifacts.RUN_FILES, artifacts.MANIFEST]
+    )
+    m = run.manifest
+    for name, digest in m["files"].items():
+        assert artifacts.sha256_file(run.path / name) == digest
+    assert m["model"] == model and m["run_id"] == run.run_id == run.path.name
+    assert m["protocol"]["epochs"] == 1 and m["protocol"]["batch_size"] == 32
+    assert m["protocol"]["seed"] == 0 and m["protocol"]["optimizer"] == "Adam"
+    assert m["protocol"]["train_images"] == 512 and m["protocol"]["follows_report"] is False
+    assert {"tensorflow", "keras", "numpy", "python"} <= set(m["versions"])
+    assert m["dataset"]["sha256"] == FILES
+    assert m["started"] <= m["finished"] and len(m["seconds_per_epoch"]) == 1
+    assert m["test_metrics"] == headline(run.y_true, run.y_prob)
+    assert m["params"] == artifacts.get_spec(model).params
+    assert run.history[0]["epoch"] == 1 and "test_accuracy" in run.history[0]
+    assert run.y_prob.shape == (10_000, 10)
+
+
+def test_pointer_is_a_plain_file(tiny_root):
+    for model in MODEL_NAMES:
+        pointer = tiny_root / model / artifacts.DEFAULT_POINTER
+        assert pointer.is_file() and not pointer.is_symlink()
+        assert pointer.read_text().strip() == artifacts.default_run_id(model, tiny_root)
+
+
+def damage_predictions(path):
+    with np.load(path / artifacts.PREDICTIONS) as npz:
+        y_true, y_prob = npz["y_true"], npz["y_prob"].copy()
+    y_prob[0] = np.roll(y_prob[0], 1)  # still valid probabilities: only the checksum tells
+    np.savez_compressed(path / artifacts.PREDICTIONS, y_true=y_true, y_prob=y_prob)
+
+
+def truncate_model(path):
+    data = (path / artifacts.MODEL_FILE).read_bytes()
+    (path / artifacts.MODEL_FILE).write_bytes(data[: len(data) // 2])
+
+
+def drop_manifest(path):
+    (path / artifacts.MANIFEST).unlink()
+
+
+def future_manifest(path):
+    manifest = json.loads((path / artifacts.MANIFEST).read_text())
+    manifest["format_version"] = 99
+    (path / artifacts.MANIFEST).write_text(json.dumps(manifest))
+
+
+def missing_history(path):
+    (path / artifacts.HISTORY_FILE).unlink()
+
+
+@pytest.mark.parametrize(
+    "damage, reason",
+    [
+        (damage_predictions, "predictions.npz does not match its checksum"),
+        (truncate_model, "model.keras does not match its checksum"),
+        (drop_manifest, "manifest.json is missing"),
+        (future_manifest, "format version 99"),
+        (missing_history, "history.json is missing"),
+    ],
+)
+def test_damaged_run_is_named_and_never_served(root, damage, reason):
+    info = only_run(root, "residual")
+    damage(info.path)
+    listed = only_run(root, "residual")
+    assert not listed.ok and reason in listed.problem
+    with pytest.raises(RunError, match=reason):
+        artifacts.load_run("residual", info.run_id, root)
+    assert artifacts.default_run_id("residual", root) is None  # no good run left to open
+    with pytest.raises(RunError, match="no usable run"):
+        artifacts.load_run("residual", root=root)
+    assert only_run(root, "baseline").ok  # the other model is unaffected
+    artifacts.load_run("baseline", root=root)
+
+
+def test_damaged_default_falls_back_to_the_last_good_run(root):
+    good = only_run(root, "baseline")
+    second = root / "baseline" / "20990101-000000-seed1-abcd"
+    shutil.copytree(good.path, second)
+    manifest = json.loads((second / artifacts.MANIFEST).read_text())
+    manifest["run_id"] = second.name
+    (second / artifacts.MANIFEST).write_text(json.dumps(manifest))
+    artifacts.set_default("baseline", second.name, root)
+    assert artifacts.default_run_id("baseline", root) == second.name
+    damage_predictions(second)
+    assert artifacts.default_run_id("baseline", root) == good.run_id
+    with pytest.raises(RunError, match="does not match its checksum"):
+        artifacts.set_default("baseline", second.name, root)
+
+
+def test_manifest_copied_from_another_run_is_rejected(root):
+    info = only_run(root, "baseline")
+    renamed = info.path.with_name("20990101-000000-seed0-ffff")
+    info.path.rename(renamed)
+    assert "folder is '20990101-000000-seed0-ffff'" in only_run(root, "baseline").problem
+
+
+@pytest.mark.parametrize(
+    "run_id", ["..", "../residual", "/etc", ".tmp-x", "a/b", "", "x" * 200, "..hidden", "a\x00b"]
+)
+def test_run_ids_cannot_leave_the_artifacts_folder(root, run_id):
+    with pytest.raises(RunError, match="invalid run id"):
+        artifacts.load_run("baseline", run_id, root)
+
+
+def test_unknown_model_is_rejected(root):
+    with pytest.raises(ValueError, match="unknown model"):
+        artifacts.list_runs("../etc", root)
+
+
+def test_half_written_runs_are_invisible_and_cleaned(root):
+    with pytest.raises(ZeroDivisionError), artifacts.RunWriter("baseline", "r1", root) as writer:
+        writer.file(artifacts.LIVE_LOG).write_text("{}\n")
+        assert writer.tmp.is_dir()
+        raise ZeroDivisionError
+    assert not (root / "baseline" / ".tmp-r1").exists()
+    (root / "baseline" / ".tmp-r2").mkdir()  # as a SIGKILLed trainer leaves it
+    assert [r.run_id for r in artifacts.list_runs("baseline", root)] == [
+        only_run(root, "baseline").run_id
+    ]
+    assert artifacts.remove_stale_tmp("baseline", root) == [".tmp-r2"]
+
+
+HOLD = """
+import sys, time
+from core import artifacts
+with artifacts.training_lock("baseline", sys.argv[1]):
+    artifacts.write_training_status("baseline", {"pid": 1, "run_id": "r", "state": "training"},
+                                    sys.argv[1])
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_lock_excludes_a_second_trainer_and_dies_with_its_holder(tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert artifacts.is_training("baseline", tmp_path)
+        assert artifacts.read_training_status("baseline", tmp_path)["state"] == "training"
+        with (
+            pytest.raises(TrainingBusy, match="already being trained"),
+            artifacts.training_lock("baseline", tmp_path, timeout=0.2),
+        ):
+            pass
+        assert not artifacts.is_training("residual", tmp_path)  # one lock per model
+    finally:
+        holder.kill()  # SIGKILL: no clean-up code runs
+        holder.wait()
+    time.sleep(0.1)
+    assert not artifacts.is_training("baseline", tmp_path)
+    assert artifacts.read_training_status("baseline", tmp_path)["state"] == "died"
+    with artifacts.training_lock("baseline", tmp_path, timeout=0.2):
+        assert artifacts.is_training("baseline", tmp_path)
+
+
+def test_live_log_reader_waits_for_whole_lines(tmp_path):
+    log = tmp_path / "live.jsonl"
+    log.write_text('{"a": 1}\n{"b": 2}\n{"c": ')
+    records, offset = artifacts.read_live_log(log)
+    assert records == [{"a": 1}, {"b": 2}]
+    with open(log, "a") as f:
+        f.write("3}\n")
+    records, offset = artifacts.read_live_log(log, offset)
+    assert records == [{"c": 3}] and offset == log.stat().st_size
