@@ -129,9 +129,9 @@ def read_verified(path: Path, name: str | None = None) -> tuple[bytes, str]:
     return raw, digest
 
 
-def _try_dir(folder: Path) -> tuple[dict[str, bytes], dict[str, str]]:
+def _try_dir(folder: Path, names=FILES) -> tuple[dict[str, bytes], dict[str, str]]:
     raws, digests = {}, {}
-    for name in FILES:
+    for name in names:
         path = folder / name
         if not path.is_file():
             raise DatasetError(f"{path}: not found.")
@@ -175,13 +175,17 @@ def download(folder: Path, mirrors: tuple[str, ...] | None = None) -> None:
             raise DatasetError("download failed: " + "; ".join(errors))
 
 
-def load_dataset(allow_download: bool = True) -> Dataset:
-    """Load the real Fashion-MNIST from the first place that holds all four verified files."""
+def load_dataset(allow_download: bool = True, test_only: bool = False) -> Dataset:
+    """Load the real Fashion-MNIST from the first place that holds all four verified files.
+
+    ``test_only`` reads and verifies just the two test files (the dashboard's galleries need no
+    training images); the training arrays are then empty.
+    """
     tried = []
-    places = candidate_dirs()
-    for label, folder in places:
+    names = SPLITS["test"] if test_only else tuple(FILES)
+    for label, folder in candidate_dirs():
         try:
-            raws, digests = _try_dir(folder)
+            raws, digests = _try_dir(folder, names)
             return _build(raws, digests, source=f"{label}: {folder}")
         except DatasetError as exc:
             tried.append(f"  - {label} ({folder}): {exc}")
@@ -206,8 +210,12 @@ def load_dataset(allow_download: bool = True) -> Dataset:
 
 def _build(raws: dict[str, bytes], digests: dict[str, str], source: str) -> Dataset:
     arrays = {name: parse_idx(raw, name) for name, raw in raws.items()}
+    empty = (np.zeros((0, *IMAGE_SHAPE), np.uint8), np.zeros(0, np.uint8))
     out = {}
     for split, (images, labels) in SPLITS.items():
+        if images not in arrays:
+            out[split] = empty
+            continue
         x, y = arrays[images], arrays[labels]
         if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
             raise DatasetError(
@@ -225,3 +233,8 @@ def normalise(x: np.ndarray) -> np.ndarray:
 def one_hot(y: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
     """Integer labels (n,) → float32 one-hot (n, num_classes)."""
     return np.eye(num_classes, dtype="float32")[np.asarray(y, dtype=int)]
+
+
+def first_per_class(labels: np.ndarray, per_class: int) -> np.ndarray:
+    """Indices of the first ``per_class`` images of every class, class by class."""
+    return np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in range(NUM_CLASSES)])

@@ -1,0 +1,67 @@
+"""Overview: both models side by side, whether the difference is real, and the report beside us."""
+
+import streamlit as st
+
+import ui
+from core import figures
+from core.data import CLASS_NAMES, first_per_class
+from core.report import report_table
+
+st.title("Baseline vs residual CNN on Fashion-MNIST")
+st.caption(
+    "Two Keras CNNs from a course report, trained on all 60,000 training images (10 epochs, "
+    "batch 32, Adam) and scored on the 10,000 held-out test images."
+)
+runs = ui.selected_runs()
+ui.require_runs(runs)
+
+evals = {name: ui.evaluation(run) for name, run in runs.items()}
+names = list(runs)
+comparison = ui.comparison(runs[names[0]], runs[names[1]])
+quick = [ui.display_name(n) for n, r in runs.items() if not r.follows_report]
+if quick:
+    st.warning(f"{' and '.join(quick)}: a quick run that does not follow the report's protocol.")
+
+columns = st.columns(len(runs))
+for column, (name, run) in zip(columns, runs.items(), strict=True):
+    e, m = evals[name], run.manifest
+    with column:
+        st.subheader(ui.display_name(name))
+        a, b, c = st.columns(3)
+        a.metric("Test accuracy", f"{e.accuracy:.4f}")
+        b.metric("Test loss", f"{e.loss:.4f}")
+        c.metric("Macro F1", f"{e.report.loc['macro avg', 'f1']:.4f}")
+        a.metric("Macro AUC", f"{e.macro_auc:.4f}")
+        b.metric("Parameters", f"{m['params']:,}")
+        c.metric(
+            "Seconds / epoch", f"{sum(m['seconds_per_epoch']) / len(m['seconds_per_epoch']):.0f}"
+        )
+
+verdict = comparison.verdict(ui.display_name(names[0]), ui.display_name(names[1]))
+(st.success if comparison.significant else st.info)(verdict, icon=":material/balance:")
+st.page_link(
+    "pages/compare.py",
+    label="Details: agreement table, per-class F1",
+    icon=":material/compare_arrows:",
+)
+
+st.subheader("The report's figures and ours")
+table = report_table(evals)
+st.dataframe(table.astype(str).replace({"nan": "–", "None": "–"}), width="stretch")
+
+st.subheader("Architectures")
+for tab, (name, run) in zip(st.tabs([ui.display_name(n) for n in runs]), runs.items(), strict=True):
+    with tab:
+        model = ui.predictor(run)
+        left, right = st.columns([3, 2])
+        left.dataframe(model.layer_table(), hide_index=True, width="stretch")
+        left.caption(f"{model.total_params:,} parameters. {ui.REGISTRY[name].description}")
+        right.graphviz_chart(model.to_dot(), width="stretch")
+
+st.subheader("Test images by class")
+x_test, y_test = ui.test_set()
+index = first_per_class(y_test, 6)
+grid = figures.sample_grid_figure(
+    x_test[index], [CLASS_NAMES[y_test[i]] for i in index], columns=12
+)
+st.plotly_chart(grid, width="stretch", key="sample_grid")

@@ -1,0 +1,167 @@
+"""Streamlit helpers shared by the pages: the sidebar run picker, cached reads, the guard.
+
+Pages call ``selected_runs()`` first; it draws the run picker in the sidebar and returns the
+chosen verified run of each model (None where a model has no usable run). Everything cached is
+keyed on the run's identity and its manifest's time stamp, so a new or replaced run is picked up.
+No TensorFlow here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from core import artifacts, metrics
+from core.data import load_dataset
+from core.models import MODEL_NAMES, REGISTRY
+
+TRAINING_PAGE = "pages/training.py"
+
+
+# Session-state keys, defined once.
+def run_key(model: str) -> str:
+    """The chosen run id of ``model`` (persists across pages)."""
+    return f"run_{model}"
+
+
+def picker_key(model: str) -> str:
+    return f"picker_{model}"
+
+
+def _stamp(root: Path, model: str, run_id: str) -> int:
+    try:
+        return (root / model / run_id / artifacts.MANIFEST).stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+@st.cache_data(show_spinner=False, ttl=5)
+def list_runs(model: str, root: str) -> list[artifacts.RunInfo]:
+    return artifacts.list_runs(model, root)
+
+
+@st.cache_data(show_spinner="Reading the run…", max_entries=16)
+def _load_run(model: str, run_id: str, root: str, stamp: int) -> artifacts.Run:
+    return artifacts.load_run(model, run_id, root)
+
+
+@st.cache_data(show_spinner="Computing metrics…", max_entries=16)
+def _evaluate(model: str, run_id: str, root: str, stamp: int) -> metrics.Evaluation:
+    run = _load_run(model, run_id, root, stamp)
+    return metrics.evaluate(run.y_true, run.y_prob)
+
+
+@st.cache_data(show_spinner="Comparing…", max_entries=16)
+def _compare(ids: tuple[tuple[str, str, int], ...], root: str) -> metrics.Comparison:
+    (a, run_a, stamp_a), (b, run_b, stamp_b) = ids
+    first, second = _load_run(a, run_a, root, stamp_a), _load_run(b, run_b, root, stamp_b)
+    return metrics.compare(first.y_true, first.y_prob, second.y_prob)
+
+
+def evaluation(run: artifacts.Run) -> metrics.Evaluation:
+    """Cached metrics of one run."""
+    root = str(run.path.parent.parent)
+    return _evaluate(run.model, run.run_id, root, _stamp(Path(root), run.model, run.run_id))
+
+
+def comparison(run_a: artifacts.Run, run_b: artifacts.Run) -> metrics.Comparison:
+    """Cached paired comparison (McNemar, bootstrap CI) of two runs on the same test set."""
+    root = str(run_a.path.parent.parent)
+    ids = tuple((r.model, r.run_id, _stamp(Path(root), r.model, r.run_id)) for r in (run_a, run_b))
+    return _compare(ids, root)
+
+
+@st.cache_resource(show_spinner="Loading the Fashion-MNIST test set…")
+def test_set() -> tuple[np.ndarray, np.ndarray]:
+    """The real test images (10000, 28, 28) uint8 and labels, read once per server."""
+    data = load_dataset(allow_download=False, test_only=True)
+    return data.x_test, data.y_test
+
+
+def _run_label(info: artifacts.RunInfo) -> str:
+    m = info.manifest
+    p = m["protocol"]
+    parts = [
+        info.run_id[:15].replace("-", " ", 1),
+        f"seed {p['seed']}",
+        f"acc {m['test_metrics']['accuracy']:.4f}",
+    ]
+    if not p.get("follows_report"):
+        parts.append(f"quick: {p['epochs']} ep, {p['train_images']} img")
+    if info.is_default:
+        parts.append("default")
+    return " · ".join(parts)
+
+
+def selected_runs() -> dict[str, artifacts.Run | None]:
+    """Draw the sidebar run picker and return the chosen verified run of every model."""
+    root = str(artifacts.artifacts_root())
+    chosen: dict[str, artifacts.Run | None] = {}
+    st.sidebar.markdown("**Runs shown**")
+    for model in MODEL_NAMES:
+        infos = list_runs(model, root)
+        good = {info.run_id: info for info in infos if info.ok}
+        damaged = [info for info in infos if not info.ok]
+        if not good:
+            st.sidebar.caption(f"{REGISTRY[model].display_name}: no usable run")
+            chosen[model] = None
+        else:
+            current = st.session_state.get(run_key(model))
+            if current not in good:
+                current = artifacts.default_run_id(model, root)
+            st.session_state[run_key(model)] = current
+            options = list(good)
+            st.sidebar.selectbox(
+                REGISTRY[model].display_name,
+                options,
+                index=options.index(current),
+                format_func=lambda rid, good=good: _run_label(good[rid]),
+                key=picker_key(model),
+                on_change=_remember, args=(model,),
+            )  # fmt: skip
+            try:
+                chosen[model] = _load_run(model, current, root, _stamp(Path(root), model, current))
+            except artifacts.RunError as exc:  # damaged since it was listed
+                st.sidebar.error(str(exc))
+                chosen[model] = None
+        if damaged:
+            with st.sidebar.expander(f"{len(damaged)} damaged {model} run(s)"):
+                for info in damaged:
+                    st.text(f"{info.run_id}: {info.problem}")
+                st.page_link(TRAINING_PAGE, label="Retrain", icon=":material/model_training:")
+    return chosen
+
+
+def _remember(model: str) -> None:
+    st.session_state[run_key(model)] = st.session_state[picker_key(model)]
+
+
+def require_runs(runs: dict[str, artifacts.Run | None], needed=MODEL_NAMES) -> None:
+    """The guard: without a usable run of every needed model, say so, link to Training, stop."""
+    missing = [REGISTRY[m].display_name for m in needed if runs.get(m) is None]
+    if missing:
+        st.info(
+            f"No usable run of {' and '.join(missing)} yet. Train one on the Training page "
+            "(or regenerate the shipped runs: `python -m core.train --model all`)."
+        )
+        st.page_link(TRAINING_PAGE, label="Go to Training", icon=":material/model_training:")
+        st.stop()
+
+
+def display_name(model: str) -> str:
+    return REGISTRY[model].display_name
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=8)
+def _predictor(model: str, run_id: str, root: str, stamp: int):
+    from core.predict import load_predictor
+
+    return load_predictor(_load_run(model, run_id, root, stamp))
+
+
+def predictor(run: artifacts.Run):
+    """The run's model for fast inference (numpy; one shared, read-only copy per server)."""
+    root = str(run.path.parent.parent)
+    return _predictor(run.model, run.run_id, root, _stamp(Path(root), run.model, run.run_id))
