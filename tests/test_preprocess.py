@@ -178,6 +178,34 @@ def test_large_photo_bbox_is_in_source_pixels():
     assert prepared.bbox == pytest.approx([6 * v for v in SHIRT_BOX], abs=12)
 
 
+def test_large_rotated_jpeg_bbox_is_in_upright_source_pixels():
+    """JPEGs are decoded at a reduced scale; the box still refers to the upright original."""
+    upright = shirt("RGB", fg=(30, 30, 30), bg=(255, 255, 255)).resize((3200, 2400))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored = upright.transpose(Image.Transpose.ROTATE_90)
+    prepared = prepare_upload(encode(stored, "JPEG", quality=90, exif=exif))
+    assert prepared.bbox == pytest.approx([8 * v for v in SHIRT_BOX], abs=16)
+
+
+def test_specks_do_not_define_the_crop(reference):
+    image = shirt()
+    rng = np.random.default_rng(0)
+    for x, y in zip(rng.integers(5, 85, 20), rng.integers(5, 295, 20), strict=True):
+        image.putpixel((int(x), int(y)), 0)  # single dark pixels left of the shirt
+    prepared = prepare_upload(encode(image))
+    assert prepared.bbox == pytest.approx(SHIRT_BOX, abs=2)
+    assert_like(prepared, reference)
+
+
+def test_an_edited_image_is_measured_as_it_is_now():
+    image = load_image(encode(shirt()))
+    cropped = image.crop((50, 0, 350, 300))  # Pillow copies info: the old size must not apply
+    assert to_model_input(cropped).bbox == pytest.approx(
+        (SHIRT_BOX[0] - 50, SHIRT_BOX[1], SHIRT_BOX[2] - 50, SHIRT_BOX[3]), abs=2
+    )
+
+
 def test_to_model_input_accepts_an_image_not_from_load_image(reference):
     image = Image.new("RGBA", (400, 300), (0, 0, 0, 0))
     ImageDraw.Draw(image).polygon(SHIRT, fill=(230, 230, 230, 255))
@@ -203,7 +231,9 @@ def blank_png(width: int, height: int) -> bytes:
     """A valid 1-bit black PNG of any size, written by hand: a few KB for billions of pixels."""
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
 
     row = b"\0" * (1 + (width + 7) // 8)  # filter byte + packed bits
     compressor = zlib.compressobj(9)
@@ -242,7 +272,9 @@ def blank_png(width: int, height: int) -> bytes:
         pytest.param(encode(Image.new("L", (1, 1), 255)), "only 1x1 pixels", id="1x1"),
         pytest.param(encode(Image.new("L", (7, 30), 255)), "at least 8 pixels", id="7x30"),
         pytest.param(encode(Image.new("RGB", (300, 200), (90, 140, 30))), "No garment", id="flat"),
-        pytest.param(encode(Image.new("RGBA", (50, 50), (9, 9, 9, 0))), "fully transparent", id="clear"),
+        pytest.param(
+            encode(Image.new("RGBA", (50, 50), (9, 9, 9, 0))), "fully transparent", id="clear"
+        ),
     ],
 )
 def test_unusable_input_is_refused_with_a_clear_message(data, message):

@@ -1,0 +1,61 @@
+"""ROC curves: how well each model ranks one class above the rest, with AUC per class."""
+
+import pandas as pd
+import streamlit as st
+
+import ui
+from core import figures
+from core.data import CLASS_NAMES
+from core.roc import DIFFERENCE, WEAKEST, auc_table, weakest_class
+
+DEFAULT_CLASS = "Shirt"  # the hardest Fashion-MNIST class for both models
+VIEWS = ("One class", "All ten classes")
+HIGHLIGHT = {"background-color": "rgba(213, 94, 0, 0.18)", "font-weight": "bold"}
+
+st.title("ROC curves, each class against the rest")
+st.caption(
+    "For one class, a ROC curve shows the share of its images a model catches (true positive "
+    "rate) against the share of other images it wrongly takes for that class (false positive "
+    "rate), as the probability threshold falls. AUC 1 is a perfect ranking, 0.5 is chance."
+)
+runs = ui.selected_runs()
+ui.require_runs(runs)
+
+evals = {name: ui.evaluation(run) for name, run in runs.items()}
+names = list(runs)
+table = auc_table(evals)
+
+view = st.radio("Show", VIEWS, horizontal=True, key="roc_view")
+if view == VIEWS[0]:
+    class_name = st.selectbox(
+        "Class", CLASS_NAMES, index=CLASS_NAMES.index(DEFAULT_CLASS), key="roc_class"
+    )
+    k = CLASS_NAMES.index(class_name)
+    curves = {name: ev.roc[k] for name, ev in evals.items()}
+    for column, name in zip(st.columns(len(names) + 2)[: len(names)], names, strict=True):
+        column.metric(f"{ui.display_name(name)}: AUC for {class_name}", f"{curves[name].auc:.4f}")
+    full, corner = st.columns(2)
+    full.plotly_chart(figures.roc_figure(curves, class_name), width="stretch", key="roc_full")
+    corner.plotly_chart(
+        figures.roc_figure(curves, class_name, zoom=True), width="stretch", key="roc_zoom"
+    )
+    st.caption("Right: the top-left corner (few false positives, most true positives caught).")
+else:
+    st.plotly_chart(figures.roc_grid_figure(evals), width="stretch", key="roc_grid")
+
+st.subheader("AUC per class")
+labels = {name: ui.display_name(name) for name in names}
+if DIFFERENCE in table:
+    labels[DIFFERENCE] = f"{labels[names[-1]]} − {labels[names[0]]}"
+weakest = weakest_class(table)
+shown = table.drop(columns=WEAKEST).rename(columns=labels)
+styled = shown.style.format("{:.4f}", na_rep="–")
+if DIFFERENCE in table:
+    styled = styled.format("{:+.4f}", subset=[labels[DIFFERENCE]], na_rep="–")
+if weakest is not None:
+    styled = styled.set_properties(subset=pd.IndexSlice[[weakest], :], **HIGHLIGHT)
+st.dataframe(styled, width="stretch", key="roc_auc_table")
+if weakest is not None:
+    st.caption(f"Highlighted: {weakest}, the class with the lowest AUC averaged over the models.")
+for column, name in zip(st.columns(len(names) + 2)[: len(names)], names, strict=True):
+    column.metric(f"{ui.display_name(name)}: macro AUC", f"{evals[name].macro_auc:.4f}")

@@ -1,0 +1,137 @@
+"""The ROC curves page in AppTest, on the tiny runs and on an empty artifacts folder."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+from streamlit.testing.v1 import AppTest
+
+from core import artifacts, metrics
+from core.data import CLASS_NAMES
+from core.models import MODEL_NAMES, REGISTRY
+
+APP = str(Path(__file__).resolve().parent.parent / "dashboard.py")
+PAGE = "pages/roc.py"
+
+
+def open_page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page(PAGE).run()
+    return at
+
+
+def charts(at: AppTest) -> list[dict]:
+    """Every plotly chart on the page as its figure dict, in page order."""
+    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+def array(value) -> np.ndarray:
+    """A trace's data as numpy: Plotly writes numpy arrays as base64 typed arrays."""
+    if isinstance(value, dict) and "bdata" in value:
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+    return np.asarray(value, dtype=float)
+
+
+@pytest.fixture(scope="module")
+def app(tiny_root):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FMNIST_ARTIFACTS", str(tiny_root))
+        yield open_page()
+
+
+@pytest.fixture(scope="module")
+def evaluations(tiny_root):
+    runs = {name: artifacts.load_run(name, root=tiny_root) for name in MODEL_NAMES}
+    return {name: (run, metrics.evaluate(run.y_true, run.y_prob)) for name, run in runs.items()}
+
+
+def shown_aucs(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def check_class(at: AppTest, evaluations, class_name: str) -> None:
+    k = CLASS_NAMES.index(class_name)
+    figures_shown = charts(at)
+    assert len(figures_shown) == 2  # the whole curve and the top-left corner
+    full, corner = figures_shown
+    assert full["layout"]["title"]["text"] == f"ROC curve, {class_name} vs the rest"
+    assert "top-left corner" in corner["layout"]["title"]["text"]
+    assert corner["layout"]["xaxis"]["range"][1] == pytest.approx(0.2)
+    for name, (run, ev) in evaluations.items():
+        auc = ev.roc[k].auc
+        # Independent of core.metrics: scikit-learn's AUC on the stored probabilities.
+        assert auc == pytest.approx(roc_auc_score(run.y_true == k, run.y_prob[:, k]), abs=1e-9)
+        label = REGISTRY[name].display_name
+        assert shown_aucs(at)[f"{label}: AUC for {class_name}"] == f"{auc:.4f}"
+        trace = next(t for t in full["data"] if t["name"].startswith(label))
+        assert trace["name"] == f"{label} (AUC {auc:.3f})"
+        np.testing.assert_allclose(array(trace["x"]), ev.roc[k].fpr)
+        np.testing.assert_allclose(array(trace["y"]), ev.roc[k].tpr)
+
+
+def test_default_is_shirt_with_both_models(app, evaluations):
+    app.radio(key="roc_view").set_value("One class").run()
+    app.selectbox(key="roc_class").set_value("Shirt").run()
+    assert not app.exception
+    check_class(app, evaluations, "Shirt")
+
+
+def test_opens_on_shirt(tiny_root, monkeypatch):
+    monkeypatch.setenv("FMNIST_ARTIFACTS", str(tiny_root))
+    at = open_page()
+    assert not at.exception
+    assert at.selectbox(key="roc_class").value == "Shirt"
+
+
+def test_switching_class_changes_the_figure(app, evaluations):
+    app.radio(key="roc_view").set_value("One class").run()
+    app.selectbox(key="roc_class").set_value("Shirt").run()
+    before = charts(app)[0]
+    app.selectbox(key="roc_class").set_value("Trouser").run()
+    assert not app.exception
+    after = charts(app)[0]
+    assert before["data"] != after["data"]
+    check_class(app, evaluations, "Trouser")
+
+
+def test_grid_shows_all_ten_classes(app, evaluations):
+    app.radio(key="roc_view").set_value("All ten classes").run()
+    assert not app.exception
+    (grid,) = charts(app)
+    titles = " ".join(a["text"] for a in grid["layout"]["annotations"])
+    for class_name in CLASS_NAMES:
+        assert class_name in titles
+    assert len(grid["data"]) == len(CLASS_NAMES) * len(MODEL_NAMES)
+    assert all(w.key != "roc_class" for w in app.selectbox)
+
+
+def test_auc_table_and_macro_auc(app, evaluations):
+    app.radio(key="roc_view").set_value("One class").run()
+    table = app.dataframe[0].value
+    labels = [REGISTRY[name].display_name for name in MODEL_NAMES]
+    assert list(table.columns) == [*labels, f"{labels[1]} − {labels[0]}"]
+    assert list(table.index) == [*CLASS_NAMES, "macro average"]
+    means = np.zeros(len(CLASS_NAMES))
+    for name, label in zip(MODEL_NAMES, labels, strict=True):
+        _, ev = evaluations[name]
+        np.testing.assert_allclose(table[label].iloc[:-1], ev.per_class_auc)
+        assert table[label].iloc[-1] == pytest.approx(ev.macro_auc)
+        assert shown_aucs(app)[f"{label}: macro AUC"] == f"{ev.macro_auc:.4f}"
+        means += ev.per_class_auc / len(MODEL_NAMES)
+    weakest = CLASS_NAMES[int(np.argmin(means))]
+    assert any(c.value.startswith(f"Highlighted: {weakest},") for c in app.caption)
+
+
+def test_empty_artifacts_folder_shows_the_guard(tmp_path, monkeypatch):
+    monkeypatch.setenv("FMNIST_ARTIFACTS", str(tmp_path))
+    at = open_page()
+    assert not at.exception
+    assert "No usable run" in at.info[0].value
+    assert not at.get("plotly_chart")
+    assert at.get("page_link")
