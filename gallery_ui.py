@@ -1,0 +1,113 @@
+"""The image gallery both the Confusion and the Compare page open: filters, order, pages, images.
+
+What is shown is computed in ``core.gallery``; this module only draws widgets and images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+import ui
+from core import figures, gallery
+
+PER_PAGE = 24
+SCALE = 6  # 28 px -> 168 px, every pixel a crisp block
+ORDER_LABELS = {
+    "index": "test-set order",
+    "ascending": "least confident first",
+    "descending": "most confident first",
+}
+
+
+def clickable_chart(container, figure, key: str, read: Callable, on_pick: Callable) -> None:
+    """A Plotly chart whose clicks call ``on_pick(read(selection))``; empty selections are ignored.
+
+    ``read`` is ``figures.selected_cell`` or ``figures.selected_part``. A click on the selected
+    point clears the selection: pages give the chart a fresh ``key`` after each pick, so every
+    click is a new selection.
+    """
+
+    def clicked() -> None:
+        value = read(st.session_state.get(key))
+        if value is not None:
+            on_pick(value)
+
+    container.plotly_chart(figure, key=key, on_select=clicked, selection_mode="points")
+
+
+def load_test_images(y_true) -> np.ndarray | None:
+    """The test images matching the run's labels, or None after saying what is wrong."""
+    try:
+        x_test, y_test = ui.test_set()
+    except Exception as exc:  # a missing or damaged dataset must not end the page
+        st.error(
+            f"The Fashion-MNIST test images could not be read ({exc}). Install Debian's "
+            "`dataset-fashion-mnist` or set `FASHION_MNIST_DIR`, then reload."
+        )
+        return None
+    if not gallery.same_labels(y_true, y_test):
+        st.error(
+            "These runs were scored on a different test set than the Fashion-MNIST test "
+            "images found here, so their images cannot be shown. Retrain on the Training page."
+        )
+        return None
+    return x_test
+
+
+def gallery_ui(
+    items: pd.DataFrame, images: np.ndarray, key: str, conf_model: str | None = None
+) -> None:
+    """Filters, order, paging and the images of one gallery (rows of ``gallery_items``).
+
+    ``conf_model`` fixes the model whose confidence the range filter and the order use (the
+    matrix the cell came from); None lets the reader choose it.
+    """
+    models = gallery.models_of(items)
+    names = {model: ui.display_name(model) for model in models}
+    if items.empty:
+        st.info("No test images here.", icon=":material/image_not_supported:")
+        return
+    left, middle, right, far = st.columns([1.3, 1.2, 2, 1.3], vertical_alignment="bottom")
+    disagree = left.toggle(
+        "Only disagreements",
+        key=f"{key}_disagree",
+        help="Only images the two models classify differently.",
+    )
+    if conf_model is not None:
+        st.session_state[f"{key}_conf_model"] = conf_model
+    chosen = middle.selectbox(
+        "Confidence of",
+        models,
+        format_func=names.get,
+        key=f"{key}_conf_model",
+        disabled=conf_model is not None,
+        help="The model whose confidence in its own prediction the range and the order use.",
+    )
+    low, high = right.slider(
+        "Confidence in its prediction", 0, 100, (0, 100), step=5, format="%d%%", key=f"{key}_conf"
+    )
+    order = far.selectbox("Order", gallery.ORDERS, format_func=ORDER_LABELS.get, key=f"{key}_order")
+    shown = gallery.filter_items(items, disagree, (low / 100, high / 100), chosen)
+    shown = gallery.sort_items(shown, chosen, order)
+    n_pages = gallery.page(shown, 1, PER_PAGE)[1]
+    page_key = f"{key}_page"
+    if not 1 <= st.session_state.get(page_key, 1) <= n_pages:  # a smaller cell than before
+        st.session_state[page_key] = 1
+    pager, label = st.columns([1, 5], vertical_alignment="bottom")
+    number = pager.number_input("Page", 1, n_pages, step=1, key=page_key)
+    label.caption(gallery.page_label(len(shown), number, PER_PAGE, total=len(items)))
+    rows, _ = gallery.page(shown, number, PER_PAGE)
+    if rows.empty:
+        st.info("No image passes the filters: widen the confidence range or show all.")
+        return
+    records = rows.to_dict("records")
+    st.image(
+        [figures.image_png(images[int(r["index"])], scale=SCALE) for r in records],
+        caption=[gallery.caption(r, names) for r in records],
+        width=28 * SCALE,  # fixed: otherwise each image widens to its caption
+        output_format="PNG",
+    )

@@ -1,0 +1,98 @@
+"""Compare: the reports side by side, where the models agree, and whether the gap is chance."""
+
+import streamlit as st
+
+import gallery_ui
+import ui
+from core import comparison as tables
+from core import figures, gallery
+from core.metrics import AGREEMENT_PARTS
+
+PART = "agreement_part"  # one of AGREEMENT_PARTS, or None
+PICKER = "agreement_part_select"
+VERSION = "agreement_chart_version"  # bumped on every change: a fresh chart, one click per part
+
+
+def _set_part(part) -> None:
+    st.session_state[PART] = part
+    st.session_state["compare_gallery_page"] = 1
+    st.session_state[VERSION] = st.session_state.get(VERSION, 0) + 1
+
+
+st.title("Compare the two models")
+st.caption("Both models on the same test images: per class, image by image, and in total.")
+runs = ui.selected_runs()
+ui.require_runs(runs)
+
+a, b = list(runs)[:2]
+y_true = runs[a].y_true
+if not gallery.same_labels(y_true, runs[b].y_true):
+    st.error("The chosen runs were scored on different test sets; pick runs of the same one.")
+    st.stop()
+evals = {name: ui.evaluation(runs[name]) for name in (a, b)}
+result = ui.comparison(runs[a], runs[b])
+label_a, label_b = ui.display_name(a), ui.display_name(b)
+
+st.subheader("Is the difference real?")
+(st.success if result.significant else st.info)(
+    result.verdict(label_a, label_b), icon=":material/balance:"
+)
+level = f"{(1 - result.alpha) * 100:g}%"
+left, middle, right = st.columns(3)
+left.metric(f"Accuracy, {label_b} − {label_a}", f"{result.difference * 100:+.2f} points")
+middle.metric(
+    f"{level} bootstrap interval", f"{result.ci_low * 100:+.2f} to {result.ci_high * 100:+.2f}"
+)
+right.metric("McNemar's p-value", f"{result.mcnemar_p:.3g}")
+st.caption(
+    f"The p-value is the chance of the models splitting their disagreements at least this "
+    f"unevenly if they were equally accurate; the interval holds the accuracy differences that "
+    f"{level} of resamples of the {result.n:,} test images give."
+)
+
+st.subheader("Classification reports side by side")
+table = tables.report_table(evals[a], evals[b], a, b)
+deltas = tables.diff_columns(table)
+styled = (
+    table.style.format("{:.4f}")
+    .format("{:+.4f}", subset=deltas)
+    .format("{:,}", subset=["Support"])
+    .map(tables.diff_css, subset=deltas, name_a=a, name_b=b)
+)
+st.dataframe(styled, width="stretch", key="compare_report")
+st.caption(f"Δ = {label_b} − {label_a}, tinted in the colour of the model that does better.")
+st.download_button(
+    "Download the comparison (CSV)", tables.comparison_csv(evals[a], evals[b], result, a, b),
+    file_name=f"compare_{runs[a].run_id}_{runs[b].run_id}.csv", mime="text/csv",
+    key="compare_download", icon=":material/download:",
+)  # fmt: skip
+st.plotly_chart(figures.f1_bars_figure({n: e.report for n, e in evals.items()}), key="compare_f1")
+
+st.subheader("Image by image")
+part = gallery.parse_part(st.session_state.get(PART))
+st.session_state[PART] = st.session_state[PICKER] = part
+chart, notes = st.columns([3, 2])
+gallery_ui.clickable_chart(
+    chart, figures.agreement_figure(result.agreement, a, b, selected=part),
+    f"agreement_chart_{st.session_state.get(VERSION, 0)}", figures.selected_part, _set_part,
+)  # fmt: skip
+only_a, only_b = result.agreement["only_a"], result.agreement["only_b"]
+notes.markdown(
+    f"The two off-diagonal cells, **{only_a:,}** images only {label_a} gets right and "
+    f"**{only_b:,}** only {label_b} gets right, are the *discordant pairs*: the only images on "
+    f"which the two accuracies differ. McNemar's test asks whether a {only_a:,} : {only_b:,} "
+    "split is too uneven for a coin toss; images both get right or both get wrong say nothing "
+    "about which model is better."
+)
+names = tables.part_labels(a, b)
+notes.selectbox(
+    "Show the images of", AGREEMENT_PARTS, index=None, placeholder="click a cell or choose…",
+    format_func=lambda p: f"{names[p]} ({result.agreement[p]:,})", key=PICKER,
+    on_change=lambda: _set_part(st.session_state[PICKER]),
+)  # fmt: skip
+if part is not None:
+    images = gallery_ui.load_test_images(y_true)
+    if images is not None:
+        members = gallery.part_members(y_true, evals[a].y_pred, evals[b].y_pred, part)
+        items = gallery.gallery_items(y_true, {a: runs[a].y_prob, b: runs[b].y_prob}, members)
+        gallery_ui.gallery_ui(items, images, key="compare_gallery")
