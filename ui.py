@@ -95,8 +95,23 @@ def _run_label(info: artifacts.RunInfo) -> str:
     return " · ".join(parts)
 
 
+def _leave_legacy_navigation() -> None:
+    """Route a deep link on a fresh server through dashboard.py.
+
+    Until some session has run ``st.navigation``, Streamlit treats a ``pages/`` folder as its
+    legacy multipage app and runs a deep-linked page (say ``/confusion``) on its own: no page
+    config, the legacy sidebar. Leaving that mode once and rerunning lets the router take over.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def selected_runs() -> dict[str, artifacts.Run | None]:
     """Draw the sidebar run picker and return the chosen verified run of every model."""
+    _leave_legacy_navigation()
     root = str(artifacts.artifacts_root())
     chosen: dict[str, artifacts.Run | None] = {}
     st.sidebar.markdown("**Runs shown**")

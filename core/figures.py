@@ -119,10 +119,15 @@ def _class_axes(fig: go.Figure) -> None:
     """Class names on both axes of a 10x10 matrix; true T-shirt at the top, square cells."""
     ticks = {"tickmode": "array", "tickvals": list(range(NUM_CLASSES)), "ticktext": CLASS_NAMES}
     plain = {"fixedrange": True, "showgrid": False, "zeroline": False}
-    fig.update_xaxes(title="Predicted class", tickangle=-45, constrain="domain", **plain, **ticks)
+    # Fixed ranges: the click overlay's big markers would otherwise pad the autorange and
+    # shrink the matrix inside its figure.
+    edges = [-0.5, NUM_CLASSES - 0.5]
+    fig.update_xaxes(
+        title="Predicted class", tickangle=-45, constrain="domain", range=edges, **plain, **ticks
+    )
     fig.update_yaxes(
         title="True class",
-        autorange="reversed",
+        range=edges[::-1],  # true T-shirt at the top
         scaleanchor="x",
         constrain="domain",
         **plain,
@@ -202,7 +207,7 @@ def confusion_figure(
             colorscale="Blues",
             zmin=0,
             zmax=1 if normalise else None,
-            colorbar={"title": "share of row" if normalise else "images", "thickness": 12},
+            showscale=False,  # every cell prints its number; the width goes to the matrix
             hoverinfo="skip",
         )
     )
@@ -222,7 +227,7 @@ def confusion_figure(
     return _apply_layout(
         fig,
         title,
-        height=620,
+        height=500,
         subtitle=subtitle + "; click a cell to see its images",
         clickmode="event+select",
         hovermode="closest",
@@ -619,6 +624,7 @@ def agreement_figure(
     fig.update_xaxes(
         tickvals=[0, 1],
         ticktext=[f"{label_b} right", f"{label_b} wrong"],
+        range=[-0.5, 1.5],  # fixed: the overlay's markers must not pad the axes
         side="top",
         fixedrange=True,
         showgrid=False,
@@ -627,7 +633,7 @@ def agreement_figure(
     fig.update_yaxes(
         tickvals=[0, 1],
         ticktext=[f"{label_a} right", f"{label_a} wrong"],
-        autorange="reversed",
+        range=[1.5, -0.5],
         fixedrange=True,
         showgrid=False,
         zeroline=False,

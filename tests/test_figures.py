@@ -101,7 +101,8 @@ def test_confusion_heatmap_holds_the_matrix(evaluations, name):
     fig = figures.confusion_figure(confusion, name)
     np.testing.assert_array_equal(np.asarray(heatmap(fig).z), confusion)
     # Row 0 (T-shirt) at the top: y axis reversed, class names as tick labels.
-    assert fig.layout.yaxis.autorange == "reversed"
+    assert tuple(fig.layout.yaxis.range) == (9.5, -0.5)
+    assert tuple(fig.layout.xaxis.range) == (-0.5, 9.5)
     assert tuple(fig.layout.yaxis.ticktext) == CLASS_NAMES
     assert tuple(fig.layout.xaxis.ticktext) == CLASS_NAMES
     assert np.asarray(heatmap(fig).text)[2, 5] == f"{confusion[2, 5]:,}"

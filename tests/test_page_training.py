@@ -1,0 +1,163 @@
+"""The Training page in AppTest: renders with runs and without, validates its settings, replays
+finished runs, refuses a second trainer, and changes a model's default run."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import artifacts, jobs
+from core.models import MODEL_NAMES
+
+APP = str(Path(__file__).resolve().parent.parent / "dashboard.py")
+PAGE = "pages/training.py"
+COPY = "20000101-000000-seed0-copy"
+
+
+def open_page(root) -> AppTest:
+    """The Training page on ``root`` (the caller sets $FMNIST_ARTIFACTS)."""
+    assert os.environ["FMNIST_ARTIFACTS"] == str(root)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def add_copy(root: Path, model: str, run_id: str) -> None:
+    """A second verified run of ``model``: the default run's folder under another id."""
+    source = artifacts.load_run(model, root=root).path
+    shutil.copytree(source, source.parent / run_id)
+    manifest = json.loads((source.parent / run_id / artifacts.MANIFEST).read_text())
+    manifest["run_id"] = run_id
+    (source.parent / run_id / artifacts.MANIFEST).write_text(json.dumps(manifest))
+
+
+@pytest.fixture(scope="module")
+def root(tiny_root, tmp_path_factory):
+    """A copy of the tiny runs with a second baseline run and one damaged residual run."""
+    root = tmp_path_factory.mktemp("training-page") / "artifacts"
+    shutil.copytree(tiny_root, root)
+    add_copy(root, "baseline", COPY)
+    add_copy(root, "residual", "20000101-000000-seed0-bad")
+    (root / "residual" / "20000101-000000-seed0-bad" / artifacts.HISTORY_FILE).write_text("{}")
+    return root
+
+
+@pytest.fixture(scope="module")
+def at(root):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FMNIST_ARTIFACTS", str(root))
+        yield open_page(root)
+
+
+def texts(elements) -> list[str]:
+    return [e.value for e in elements]
+
+
+def chart(at: AppTest, key: str) -> dict:
+    (fig,) = [c for c in at.get("plotly_chart") if c.proto.id and key in c.proto.id]
+    return json.loads(fig.proto.spec)
+
+
+def test_renders_the_protocol_defaults_and_the_last_trainings(at):
+    assert at.radio(key="train_model").value == "baseline"
+    assert at.radio(key="train_model").options[-1] == "Both, one after the other"
+    assert at.number_input(key="train_epochs").value == 10
+    assert at.number_input(key="train_batch").value == 32
+    assert at.number_input(key="train_seed").value == 0
+    assert at.checkbox(key="train_quick").value is False
+    assert at.number_input(key="train_limit").proto.disabled
+    assert not at.error
+    assert not any("protocol" in w for w in texts(at.warning))
+    # The tiny runs' trainings are over: their final state, no progress bar, no Stop.
+    done = [s for s in texts(at.success) if ": done: run " in s]
+    assert len(done) == len(MODEL_NAMES)
+    assert not at.get("progress")
+    assert "train_stop" not in [b.key for b in at.button]
+
+
+def test_replay_overlays_the_picked_runs_and_others(at):
+    spec = chart(at, "train_replay_chart")
+    groups = {t.get("legendgroup") for t in spec["data"]}
+    assert set(MODEL_NAMES) <= groups
+    assert any("per step" in t["name"] for t in spec["data"])
+    # Another run overlaid on the same axes.
+    overlay = at.multiselect(key="train_overlay")
+    assert ("baseline", COPY) in overlay.options or any(COPY in str(o) for o in overlay.options)
+    overlay.select(("baseline", COPY)).run()
+    assert not at.exception
+    spec = chart(at, "train_replay_chart")
+    assert any(COPY in (t.get("legendgroup") or "") for t in spec["data"])
+    at.radio(key="train_metric").set_value("loss").run()
+    assert chart(at, "train_replay_chart")["layout"]["yaxis"]["title"]["text"] == "loss"
+
+
+def test_validation_shows_the_message_and_starts_nothing(at, root):
+    at.checkbox(key="train_quick").check().run()
+    at.number_input(key="train_limit").set_value(16).run()
+    errors = texts(at.error)
+    assert any("the number of training images (16), not 32" in e for e in errors), errors
+    assert at.button(key="train_start").proto.disabled  # a browser user cannot press it
+    assert not list(root.rglob(jobs.JOB_FILE))
+    # A valid quick setting is labelled as not the report's protocol.
+    at.number_input(key="train_limit").set_value(640).run()
+    assert not at.error
+    assert any("Not the report's protocol" in w for w in texts(at.warning))
+    at.checkbox(key="train_quick").uncheck().run()
+
+
+def test_make_default_changes_the_default_run(at, root):
+    original = artifacts.default_run_id("baseline", root)
+    assert original != COPY
+    assert at.selectbox(key="train_default_baseline").value == original
+    assert at.button(key="train_make_default_baseline").proto.disabled
+    at.selectbox(key="train_default_baseline").set_value(COPY).run()
+    at.button(key="train_make_default_baseline").click().run()
+    assert not at.exception
+    assert artifacts.default_run_id("baseline", root) == COPY
+    assert any(COPY in s and "default" in s for s in texts(at.success))
+    # The damaged run is named with its reason, not offered.
+    assert any("20000101-000000-seed0-bad" in w and "checksum" in w for w in texts(at.warning))
+    assert "20000101-000000-seed0-bad" not in at.selectbox(key="train_default_residual").options
+
+
+def test_empty_artifacts_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("FMNIST_ARTIFACTS", str(tmp_path))
+    at = open_page(tmp_path)
+    assert any("Nothing has been trained" in c for c in texts(at.caption))
+    assert any("No finished run yet" in i for i in texts(at.info))
+    assert not at.get("plotly_chart")
+    assert at.button(key="train_start").proto.disabled is False
+
+
+def test_busy_model_is_followed_not_trained_twice(tmp_path, monkeypatch):
+    """Another process holds the lock: Train says so and starts nothing; Stop signals no
+    process that is not a trainer."""
+    monkeypatch.setenv("FMNIST_ARTIFACTS", str(tmp_path))
+    with artifacts.training_lock("baseline", tmp_path):
+        status = {"pid": os.getpid(), "run_id": "20000101-000000-seed0-live", "state": "training"}
+        artifacts.write_training_status("baseline", status, tmp_path)
+        live = tmp_path / "baseline" / ".tmp-20000101-000000-seed0-live"
+        live.mkdir()
+        records = [
+            {"time": 1.0, "type": "start", "config": {"epochs": 2}, "steps_per_epoch": 4},
+            {"time": 3.0, "type": "step", "epoch": 1, "step": 2, "total_steps": 8, "loss": 2.0,
+             "accuracy": 0.3, "images_per_s": 64.0},
+        ]  # fmt: skip
+        (live / artifacts.LIVE_LOG).write_text("".join(json.dumps(r) + "\n" for r in records))
+        at = open_page(tmp_path)
+        (bar,) = at.get("progress")
+        assert "epoch 1/2" in bar.proto.text and "64 images/s" in bar.proto.text
+        at.button(key="train_start").click().run()
+        assert any(f"baseline is already being trained (pid {os.getpid()})" in w
+                   for w in texts(at.warning))  # fmt: skip
+        assert not list(tmp_path.rglob(jobs.JOB_FILE))
+        assert chart(at, "train_live_chart")["data"]
+        at.button(key="train_stop").click().run()  # this pid is no core.train: not signalled
+        assert any("Nothing to stop" in i for i in texts(at.info))

@@ -1,0 +1,74 @@
+"""Every page renders, on tiny runs and on an empty artifacts folder; results pages stay light."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import types
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.artifacts import PROJECT_DIR
+
+PAGES = ["overview", "training", "confusion", "roc", "compare", "predict"]
+RESULTS_PAGES = [p for p in PAGES if p != "training"]
+
+
+@pytest.fixture(autouse=True)
+def fake_canvas(monkeypatch):
+    """streamlit-drawable-canvas only imports inside a running server; AppTest gets a stand-in."""
+    module = types.ModuleType("streamlit_drawable_canvas")
+    module.st_canvas = lambda **kwargs: types.SimpleNamespace(image_data=None, json_data=None)
+    monkeypatch.setitem(sys.modules, "streamlit_drawable_canvas", module)
+
+
+def open_page(page: str) -> AppTest:
+    at = AppTest.from_file(str(PROJECT_DIR / "dashboard.py"), default_timeout=90)
+    at.run()
+    return at.switch_page(f"pages/{page}.py").run()
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders_on_runs(page, tiny_root, monkeypatch):
+    monkeypatch.setenv("FMNIST_ARTIFACTS", str(tiny_root))
+    at = open_page(page)
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title, "every page has a title"
+    assert [s.key for s in at.sidebar.selectbox][:2] == ["picker_baseline", "picker_residual"]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders_without_runs(page, tmp_path, monkeypatch):
+    monkeypatch.setenv("FMNIST_ARTIFACTS", str(tmp_path))
+    at = open_page(page)
+    assert not at.exception, [e.value for e in at.exception]
+    if page != "training":
+        assert any("No usable run" in i.value for i in at.info)
+
+
+PROBE = """
+import json, sys, types
+from streamlit.testing.v1 import AppTest
+canvas = types.ModuleType("streamlit_drawable_canvas")
+canvas.st_canvas = lambda **kw: types.SimpleNamespace(image_data=None, json_data=None)
+sys.modules["streamlit_drawable_canvas"] = canvas
+at = AppTest.from_file("dashboard.py", default_timeout=90)
+at.run()
+at.switch_page(sys.argv[1]).run()
+print(json.dumps({"errors": [e.value for e in at.exception],
+                  "heavy": sorted(m for m in ("tensorflow", "keras") if m in sys.modules)}))
+"""
+
+
+@pytest.mark.parametrize("page", RESULTS_PAGES)
+def test_results_pages_never_import_tensorflow(page, tiny_root):
+    env = {**os.environ, "FMNIST_ARTIFACTS": str(tiny_root)}
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, f"pages/{page}.py"],
+        cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result == {"errors": [], "heavy": []}
