@@ -100,13 +100,20 @@ def _leave_legacy_navigation() -> None:
 
     Until some session has run ``st.navigation``, Streamlit treats a ``pages/`` folder as its
     legacy multipage app and runs a deep-linked page (say ``/confusion``) on its own: no page
-    config, the legacy sidebar. Leaving that mode once and rerunning lets the router take over.
+    config, the legacy sidebar. Leaving that mode and rerunning lets the router take over.
+    Once per process: AppTest resets the mode before every run, and a rerun there would drop
+    the widget event being tested.
     """
     from streamlit.runtime.pages_manager import PagesManager
 
-    if PagesManager.uses_pages_directory:
+    global _left_legacy_navigation
+    if PagesManager.uses_pages_directory and not _left_legacy_navigation:
+        _left_legacy_navigation = True
         PagesManager.uses_pages_directory = False
         st.rerun()
+
+
+_left_legacy_navigation = False
 
 
 def selected_runs() -> dict[str, artifacts.Run | None]:
