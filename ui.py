@@ -187,3 +187,8 @@ def predictor(run: artifacts.Run):
     """The run's model for fast inference (numpy; one shared, read-only copy per server)."""
     root = str(run.path.parent.parent)
     return _predictor(run.model, run.run_id, root, _stamp(Path(root), run.model, run.run_id))
+
+
+def table_height(rows: int) -> int:
+    """Pixels for st.dataframe to show ``rows`` rows and the header without scrolling."""
+    return (rows + 1) * 35 + 3

@@ -99,6 +99,33 @@ def is_trainer(pid: object) -> bool:
     return any(a == "-m" and b == "core.train" for a, b in itertools.pairwise(args))
 
 
+def _process_exists(pid: object) -> bool:
+    """A live (not zombie) process with this pid."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 1:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def _job_alive(job: dict) -> bool:
+    """Whether the job's process is (about to be) training.
+
+    Just after the start, ``/proc/<pid>/cmdline`` may not show ``core.train`` yet; a process
+    that exists, has no exit code noted and started under a minute ago counts as alive.
+    """
+    pid = job.get("pid")
+    if is_trainer(pid):
+        return True
+    try:
+        age = (datetime.now(UTC) - datetime.fromisoformat(job["started"])).total_seconds()
+    except (KeyError, TypeError, ValueError):
+        return False
+    return "returncode" not in job and age < 60 and _process_exists(pid)
+
+
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -144,7 +171,7 @@ def _busy_pid(model: str, root) -> int | str | None:
         status = artifacts.read_training_status(model, root) or {}
         return status.get("pid", "?")
     job = read_job(model, root)
-    if job and is_trainer(job.get("pid")):
+    if job and _job_alive(job):
         return job["pid"]
     return None
 
@@ -290,7 +317,7 @@ def job_status(model: str, root: Path | str | None = None) -> dict | None:
     if job is None or (status is not None and status.get("updated", "") >= job.get("started", "")):
         return status
     # The job is newer than the trainer's last word on this model.
-    alive = is_trainer(job.get("pid"))
+    alive = _job_alive(job)
     base = {"pid": job.get("pid"), "job": job, "running": alive}
     if alive:
         others = [m for m in job.get("models", []) if m != model]

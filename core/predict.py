@@ -579,14 +579,15 @@ class NumpyModel:
 
         lines = [
             f"digraph {quote(self.name)} {{",
-            "  rankdir=TB;",
+            "  rankdir=TB; ranksep=0.18; nodesep=0.3;",
             '  node [shape=box, style="rounded,filled", fillcolor="#f4f6fa", '
-            'fontname="Helvetica", fontsize=11];',
+            'fontname="Helvetica", fontsize=10, height=0.3, margin="0.12,0.04"];',
+            "  edge [arrowsize=0.6];",
         ]
         for layer in self._layers.values():
-            label = f"{layer.name}\n{layer.kind}  {_shape_text(layer.output_shape)}"
+            label = f"{layer.kind}  {_shape_text(layer.output_shape)}"
             if layer.params:
-                label += f"\n{layer.params:,} params"
+                label += f"  · {layer.params:,} params"
             lines.append(f"  {quote(layer.name)} [label={quote(label)}];")
         for layer in self._layers.values():
             lines.extend(f"  {quote(src)} -> {quote(layer.name)};" for src in layer.inputs)

@@ -56,3 +56,17 @@ def report_table(evaluations: dict[str, Evaluation]) -> pd.DataFrame:
         columns[f"{name} report"] = [published.get(key) for key in ROWS]
         columns[f"{name} ours"] = [ours[key] for key in ROWS]
     return pd.DataFrame(columns, index=list(ROWS.values()))
+
+
+def report_table_text(evaluations: dict[str, Evaluation]) -> pd.DataFrame:
+    """``report_table`` as text for display: as many decimals as the report prints, plus two."""
+    table = report_table(evaluations)
+
+    def fmt(value) -> str:
+        if value is None or (isinstance(value, float) and value != value):
+            return "–"
+        if isinstance(value, float):
+            return f"{value:.4f}"
+        return str(value)
+
+    return table.map(fmt)

@@ -59,7 +59,7 @@ styled = (
     .format("{:,}", subset=["Support"])
     .map(tables.diff_css, subset=deltas, name_a=a, name_b=b)
 )
-st.dataframe(styled, width="stretch", key="compare_report")
+st.dataframe(styled, width="stretch", height=ui.table_height(len(table)), key="compare_report")
 st.caption(f"Δ = {label_b} − {label_a}, tinted in the colour of the model that does better.")
 st.download_button(
     "Download the comparison (CSV)", tables.comparison_csv(evals[a], evals[b], result, a, b),

@@ -83,8 +83,8 @@ columns[2].selectbox(
     "Predictions of", list(labels), format_func=labels.get, key=PICKERS[2], on_change=_pick
 )
 columns[3].button(
-    f"Swap: true {CLASS_NAMES[pred_class]}, predicted {CLASS_NAMES[true_class]}",
-    key="confusion_swap", on_click=_swap, icon=":material/swap_horiz:",
+    "Swap true ↔ predicted", key="confusion_swap", on_click=_swap, icon=":material/swap_horiz:",
+    help=f"Show true {CLASS_NAMES[pred_class]} predicted as {CLASS_NAMES[true_class]}",
 )  # fmt: skip
 
 st.caption(gallery.cell_caption(y_true, preds, labels, true_class, pred_class, source))

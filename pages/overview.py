@@ -5,7 +5,7 @@ import streamlit as st
 import ui
 from core import figures
 from core.data import CLASS_NAMES, first_per_class
-from core.report import report_table
+from core.report import report_table_text
 
 st.title("Baseline vs residual CNN on Fashion-MNIST")
 st.caption(
@@ -46,8 +46,8 @@ st.page_link(
 )
 
 st.subheader("The report's figures and ours")
-table = report_table(evals)
-st.dataframe(table.astype(str).replace({"nan": "–", "None": "–"}), width="stretch")
+table = report_table_text(evals)
+st.dataframe(table, width="stretch", height=ui.table_height(len(table)))
 
 st.subheader("Architectures")
 for tab, (name, run) in zip(st.tabs([ui.display_name(n) for n in runs]), runs.items(), strict=True):
@@ -56,7 +56,7 @@ for tab, (name, run) in zip(st.tabs([ui.display_name(n) for n in runs]), runs.it
         left, right = st.columns([3, 2])
         left.dataframe(model.layer_table(), hide_index=True, width="stretch")
         left.caption(f"{model.total_params:,} parameters. {ui.REGISTRY[name].description}")
-        right.graphviz_chart(model.to_dot(), width="stretch")
+        right.graphviz_chart(model.to_dot(), width="content")
 
 st.subheader("Test images by class")
 x_test, y_test = ui.test_set()

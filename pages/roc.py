@@ -54,7 +54,7 @@ if DIFFERENCE in table:
     styled = styled.format("{:+.4f}", subset=[labels[DIFFERENCE]], na_rep="–")
 if weakest is not None:
     styled = styled.set_properties(subset=pd.IndexSlice[[weakest], :], **HIGHLIGHT)
-st.dataframe(styled, width="stretch", key="roc_auc_table")
+st.dataframe(styled, width="stretch", height=ui.table_height(len(table)), key="roc_auc_table")
 if weakest is not None:
     st.caption(f"Highlighted: {weakest}, the class with the lowest AUC averaged over the models.")
 for column, name in zip(st.columns(len(names) + 2)[: len(names)], names, strict=True):

@@ -103,7 +103,7 @@ def test_dot_graph_names_every_layer_and_the_shortcut(name, engines):
     table = engine.layer_table()
     assert dot.startswith("digraph") and dot.rstrip().endswith("}")
     for layer, kind, shape in table[["layer", "type", "output shape"]].itertuples(index=False):
-        assert f'"{layer}" [label="{layer}\\n{kind}  {shape}' in dot
+        assert f'"{layer}" [label="{kind}  {shape}' in dot
     edges = [line for line in dot.splitlines() if "->" in line]
     adds = table.loc[table["type"] == "Add", "layer"].tolist()
     assert len(edges) == len(table) - 1 + len(adds)  # a chain, plus one edge per shortcut
