@@ -1,0 +1,48 @@
+"""Helpers for AppTest page tests: open a page through the router, add runs, read galleries."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+from streamlit.testing.v1 import AppTest
+
+from core import artifacts
+
+APP = str(Path(__file__).resolve().parent.parent / "dashboard.py")
+
+
+def open_page(root, monkeypatch, page: str) -> AppTest:
+    """``page`` (e.g. "pages/compare.py") of the whole app over the artifacts folder ``root``."""
+    monkeypatch.setenv("FMNIST_ARTIFACTS", str(root))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception
+    return at
+
+
+def add_copied_run(root, model: str, source: str, run_id: str) -> None:
+    """A verified run of ``model`` whose stored test predictions are ``source``'s."""
+    base, other = artifacts.load_run(model, root=root), artifacts.load_run(source, root=root)
+    with artifacts.RunWriter(model, run_id, root) as writer:
+        for name in (artifacts.MODEL_FILE, artifacts.HISTORY_FILE, artifacts.LIVE_LOG):
+            shutil.copyfile(base.path / name, writer.file(name))
+        np.savez(writer.file(artifacts.PREDICTIONS), y_true=other.y_true, y_prob=other.y_prob)
+        own = {"format", "format_version", "model", "run_id", "files"}
+        writer.commit({k: v for k, v in base.manifest.items() if k not in own})
+
+
+def gallery_count(at: AppTest) -> int | None:
+    """N of the gallery's 'Showing i–j of N images' (0 when it shows none), None without one."""
+    for caption in at.caption:
+        match = re.match(r"Showing [\d,]+–[\d,]+ of ([\d,]+) images", caption.value)
+        if match:
+            return int(match.group(1).replace(",", ""))
+        if caption.value.startswith("No images to show"):
+            return 0
+    if any("No test images here" in info.value for info in at.info):
+        return 0
+    return None
