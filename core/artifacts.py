@@ -148,6 +148,12 @@ class Run:
     def follows_report(self) -> bool:
         return bool(self.manifest["protocol"]["follows_report"])
 
+    @property
+    def mean_epoch_seconds(self) -> float:
+        """Mean wall-clock seconds per epoch, as measured while the run trained."""
+        seconds = self.manifest["seconds_per_epoch"]
+        return sum(seconds) / len(seconds)
+
     def load_keras_model(self):
         """The trained Keras model, loaded in safe mode after its checksum is checked again."""
         import keras

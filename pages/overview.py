@@ -34,8 +34,9 @@ for column, (name, run) in zip(columns, runs.items(), strict=True):
         a.metric("Macro AUC", f"{e.macro_auc:.4f}")
         b.metric("Parameters", f"{m['params']:,}")
         c.metric(
-            "Seconds / epoch", f"{sum(m['seconds_per_epoch']) / len(m['seconds_per_epoch']):.0f}"
-        )
+            "Seconds / epoch", f"{run.mean_epoch_seconds:.0f}",
+            help="Measured while this run trained, on its machine and under its load.",
+        )  # fmt: skip
 
 verdict = comparison.verdict(ui.display_name(names[0]), ui.display_name(names[1]))
 (st.success if comparison.significant else st.info)(verdict, icon=":material/balance:")
