@@ -13,6 +13,7 @@ import streamlit as st
 
 import ui
 from core import figures, gallery
+from core.text import literal
 
 PER_PAGE = 24
 SCALE = 6  # 28 px -> 168 px, every pixel a crisp block
@@ -45,8 +46,8 @@ def load_test_images(y_true) -> np.ndarray | None:
         x_test, y_test = ui.test_set()
     except Exception as exc:  # a missing or damaged dataset must not end the page
         st.error(
-            f"The Fashion-MNIST test images could not be read ({exc}). Install Debian's "
-            "`dataset-fashion-mnist` or set `FASHION_MNIST_DIR`, then reload."
+            f"The Fashion-MNIST test images could not be read ({literal(exc, 600)}). Install "
+            "Debian's `dataset-fashion-mnist` or set `FASHION_MNIST_DIR`, then reload."
         )
         return None
     if not gallery.same_labels(y_true, y_test):

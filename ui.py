@@ -16,6 +16,7 @@ import streamlit as st
 from core import artifacts, metrics
 from core.data import load_dataset
 from core.models import MODEL_NAMES, REGISTRY
+from core.text import literal
 
 TRAINING_PAGE = "pages/training.py"
 
@@ -146,7 +147,7 @@ def selected_runs() -> dict[str, artifacts.Run | None]:
             try:
                 chosen[model] = _load_run(model, current, root, _stamp(Path(root), model, current))
             except artifacts.RunError as exc:  # damaged since it was listed
-                st.sidebar.error(str(exc))
+                st.sidebar.error(f"Cannot open this run: {literal(exc)}")
                 chosen[model] = None
         if damaged:
             with st.sidebar.expander(f"{len(damaged)} damaged {model} run(s)"):
@@ -161,15 +162,57 @@ def _remember(model: str) -> None:
 
 
 def require_runs(runs: dict[str, artifacts.Run | None], needed=MODEL_NAMES) -> None:
-    """The guard: without a usable run of every needed model, say so, link to Training, stop."""
-    missing = [REGISTRY[m].display_name for m in needed if runs.get(m) is None]
-    if missing:
+    """The guard: without a usable run of every needed model, say why (none yet, or only
+    damaged ones, with the reason), link to Training, stop."""
+    missing = [m for m in needed if runs.get(m) is None]
+    if not missing:
+        return
+    root = str(artifacts.artifacts_root())
+    never = []
+    for model in missing:
+        infos = list_runs(model, root)
+        damaged = [info for info in infos if not info.ok]
+        if len(damaged) < len(infos):  # a good run was listed, but failed to open just now
+            st.error(
+                f"The chosen run of {REGISTRY[model].display_name} cannot be opened (the "
+                "sidebar says why). Pick another run there, or retrain on the Training page.",
+                icon=":material/report:",
+            )
+            continue
+        if not damaged:
+            never.append(REGISTRY[model].display_name)
+            continue
+        reasons = "; ".join(f"{info.run_id}: {info.problem}" for info in damaged)
+        st.error(
+            f"{REGISTRY[model].display_name} has no usable run: "
+            f"{'its only run is' if len(damaged) == 1 else 'all its runs are'} damaged, so "
+            f"nothing of it is shown ({literal(reasons)}). Retrain it on the Training page.",
+            icon=":material/report:",
+        )
+    if never:
         st.info(
-            f"No usable run of {' and '.join(missing)} yet. Train one on the Training page "
+            f"No usable run of {' and '.join(never)} yet. Train one on the Training page "
             "(or regenerate the shipped runs: `python -m core.train --model all`)."
         )
-        st.page_link(TRAINING_PAGE, label="Go to Training", icon=":material/model_training:")
-        st.stop()
+    st.page_link(TRAINING_PAGE, label="Go to Training", icon=":material/model_training:")
+    st.stop()
+
+
+def dataset_warning(runs: dict[str, artifacts.Run | None]) -> None:
+    """Warn when the Fashion-MNIST files on disk changed since the shown runs were trained."""
+    changes = sorted(
+        {change for run in runs.values() if run is not None for change in
+         artifacts.check_dataset(run)}
+    )  # fmt: skip
+    if changes:
+        st.warning(
+            "The Fashion-MNIST files have changed since these runs were trained, so the images "
+            "shown may not be the ones they were scored on: "
+            + "; ".join(literal(change) for change in changes)
+            + ". Restore the original files (reinstall `dataset-fashion-mnist`, or delete the "
+            "changed files so they are fetched again), or retrain on the Training page.",
+            icon=":material/database:",
+        )
 
 
 def display_name(model: str) -> str:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.data import NUM_CLASSES
+from core.data import NUM_CLASSES, current_files
 from core.models import MODEL_NAMES, get_spec
 
 FORMAT = "fmnist-compare-run"
@@ -189,6 +189,8 @@ def _read_manifest(path: Path) -> dict:
 
 def verify_run(path: Path, model: str | None = None) -> dict:
     """Check a run folder's manifest and every file's SHA-256; returns the manifest."""
+    if path.is_symlink():  # a run is a real folder inside the artifacts folder, never a link
+        raise RunError("the run folder is a symbolic link")
     manifest = _read_manifest(path)
     if model is not None and manifest["model"] != model:
         raise RunError(f"manifest says model {manifest['model']!r}, folder says {model!r}")
@@ -202,6 +204,8 @@ def verify_run(path: Path, model: str | None = None) -> dict:
         if name not in RUN_FILES:
             raise RunError(f"{MANIFEST} lists an unexpected file {name!r}")
         file = path / name
+        if file.is_symlink():
+            raise RunError(f"{name} is a symbolic link")
         if not file.is_file():
             raise RunError(f"{name} is missing")
         if sha256_file(file) != want:
@@ -244,6 +248,37 @@ def load_run(model: str, run_id: str | None = None, root: Path | str | None = No
     except (KeyError, TypeError, json.JSONDecodeError) as exc:
         raise RunError(f"{model}/{run_id}: malformed content ({exc!r})") from exc
     return Run(model, run_id, path, manifest, history, y_true, y_prob)
+
+
+def check_dataset(
+    run: Run | RunInfo, current: tuple[str, dict[str, str | None]] | None = None
+) -> list[str]:
+    """How the data set on disk differs from the one ``run`` was trained on, one line per file
+    whose content SHA-256 no longer matches the manifest's; empty when nothing changed.
+
+    ``current``: ``core.data.current_files()`` (looked up when None; its hashes are cached, so
+    a repeated check costs a few ``stat`` calls). Where no data set is found, or the manifest
+    records none, there is nothing to compare and the answer is empty.
+    """
+    dataset = (run.manifest or {}).get("dataset")
+    recorded = dataset.get("sha256") if isinstance(dataset, dict) else None
+    if not isinstance(recorded, dict):
+        return []
+    current = current_files() if current is None else current
+    if not current:
+        return []
+    where, digests = current
+    changes = []
+    for name, want in sorted(recorded.items()):
+        if name not in digests or digests[name] == want:
+            continue
+        now = digests[name]
+        changes.append(
+            f"{name} in {where}: cannot be read any more"
+            if now is None
+            else f"{name} in {where}: SHA-256 {now[:12]}… now, {str(want)[:12]}… at training"
+        )
+    return changes
 
 
 def list_runs(model: str, root: Path | str | None = None) -> list[RunInfo]:
@@ -343,12 +378,13 @@ class RunWriter:
             f.flush()
             os.fsync(f.fileno())
         os.rename(self.tmp, self.final)
-        dir_fd = os.open(self.final.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-        self.committed = True
+        self.committed = True  # published whole: from here on, nothing may remove it
+        with contextlib.suppress(OSError):  # make the rename durable, where the system allows
+            dir_fd = os.open(self.final.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
         return self.final
 
 

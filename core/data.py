@@ -12,6 +12,7 @@ import hashlib
 import os
 import tempfile
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,6 +138,42 @@ def _try_dir(folder: Path, names=FILES) -> tuple[dict[str, bytes], dict[str, str
             raise DatasetError(f"{path}: not found.")
         raws[name], digests[name] = read_verified(path)
     return raws, digests
+
+
+_DIGESTS: dict[tuple[str, int, int], str | None] = {}  # (path, size, mtime_ns) -> digest
+
+
+def content_sha256(path: Path) -> str | None:
+    """SHA-256 of a .gz file's decompressed content (as in ``FILES``), None if it cannot be
+    read. Cached by path, size and modification time: asking again costs one ``stat``."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    key = (str(path), info.st_size, info.st_mtime_ns)
+    if key not in _DIGESTS:
+        digest = hashlib.sha256()
+        try:
+            with gzip.open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(chunk)
+            value = digest.hexdigest()
+        except (OSError, EOFError, zlib.error):
+            value = None
+        if len(_DIGESTS) > 64:  # files that keep changing: forget old versions
+            _DIGESTS.clear()
+        _DIGESTS[key] = value
+    return _DIGESTS[key]
+
+
+def current_files() -> tuple[str, dict[str, str | None]] | None:
+    """The files as they are on disk now: ("label: folder", {file name: content SHA-256, None
+    if unreadable}) for the first searched place holding all four, whether or not they verify;
+    None if no place holds them. For telling whether a run's data set has changed since."""
+    for label, folder in candidate_dirs():
+        if all((folder / name).is_file() for name in FILES):
+            return f"{label}: {folder}", {name: content_sha256(folder / name) for name in FILES}
+    return None
 
 
 def download(folder: Path, mirrors: tuple[str, ...] | None = None) -> None:

@@ -38,7 +38,8 @@ from typing import NamedTuple
 from core import artifacts
 from core.artifacts import TrainingBusy
 from core.models import MODEL_NAMES
-from core.train import TrainConfig
+from core.text import literal
+from core.train import TrainConfig, _check_writable
 
 JOB_FILE = ".job.json"
 JOBS_LOCK = ".jobs.lock"
@@ -224,6 +225,12 @@ def start_training(
         raise ValueError(f"train one model or all ({', '.join(MODEL_NAMES)}), not a subset")
     names = [n for n in MODEL_NAMES if n in names]  # the order the trainer follows
     base = artifacts.artifacts_root(root)
+    problem = _check_writable(base)
+    if problem:
+        raise OSError(
+            f"{problem}. Make it writable, or point {artifacts.ENV_VAR} at a folder that is, "
+            "and restart the dashboard"
+        )
     with _jobs_lock(base):
         for name in names:
             pid = _busy_pid(name, base)
@@ -544,7 +551,8 @@ def progress_text(p: Progress) -> str:
 
 
 def status_text(status: dict | None) -> str:
-    """What a model's last training came to, in a sentence."""
+    """What a model's last training came to, in a sentence of Markdown (the error, which quotes
+    the trainer's output, in a code span)."""
     if not status:
         return "never trained in this artifacts folder"
     state, pid, run_id = status.get("state"), status.get("pid"), status.get("run_id")
@@ -555,8 +563,9 @@ def status_text(status: dict | None) -> str:
         "training": f"training run {run_id} (pid {pid})",
         "done": f"done: run {run_id} was saved",
         "stopped": "stopped: nothing was saved, earlier runs are untouched"
-        + (f" ({error})" if error and "StopRequested" not in error else ""),
-        "failed": f"failed: {error or 'no message'}; nothing was saved, earlier runs are untouched",
+        + (f" ({literal(error, keep_end=True)})" if error and "StopRequested" not in error else ""),
+        "failed": f"failed: {literal(error or 'no message', keep_end=True)}; nothing was saved, earlier runs "
+        "are untouched",
         "died": f"died: the trainer (pid {pid}) ended without a word (killed?); nothing was saved",
     }.get(state, f"{state}")
 

@@ -21,10 +21,10 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 SIZE = 28  # the models' input is SIZE x SIZE
-MAX_BYTES = 50 << 20
+MAX_BYTES = 10 << 20  # as .streamlit/config.toml's server.maxUploadSize (MB of 2**20 bytes)
 MAX_PIXELS = 40_000_000
 MIN_SIDE = 8
 WORK_SIDE = 512  # larger pictures are reduced to about this before analysis: the output is 28 px
@@ -32,6 +32,20 @@ MIN_CONTRAST = 0.04  # how far (0-1) a pixel must stand out from the background 
 MIN_OBJECT_FRACTION = 1 / 8  # smaller objects are not magnified to fill the frame
 FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF")  # phones' MPO opens as JPEG
 FORMAT_NAMES = "PNG, JPEG, GIF, WebP, BMP or TIFF"
+# Modes Pillow's reduce() box-averages correctly (it would average palette indices and 1-bit
+# bits as if they were grey levels, and has no 16-bit path).
+_REDUCIBLE = ("L", "LA", "RGB", "RGBA", "CMYK", "YCbCr", "I", "F")
+_ALPHA_MODES = ("RGBA", "LA", "PA", "La", "RGBa")
+# EXIF orientation -> the transpose that turns the stored picture upright (as ImageOps does)
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601, as Pillow's "L"
 _NOTES_KEY = "fmnist_compare_notes"  # load_image's notes travel in the image's info,
 _SOURCE_SIZE_KEY = "fmnist_compare_source_size"  # and (size before JPEG draft, size after)
@@ -40,7 +54,9 @@ _SOURCE_SIZE_KEY = "fmnist_compare_source_size"  # and (size before JPEG draft, 
 # load_image turns the warning into an error and checks the size itself as well.
 if Image.MAX_IMAGE_PIXELS is None or Image.MAX_IMAGE_PIXELS > MAX_PIXELS:
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-# warnings.catch_warnings changes process-wide state; one decode at a time keeps it consistent.
+# warnings.catch_warnings changes process-wide state; one decode at a time keeps it consistent,
+# and bounds memory too: however many sessions upload at once, one full-size picture is in
+# memory at a time (at most MAX_PIXELS x 4 bytes, twice while its mode is converted).
 _DECODE_LOCK = threading.Lock()
 
 INVERTED_NOTE = "Inverted the light background: the models know light garments on black."
@@ -90,8 +106,27 @@ def _check_pixels(size: tuple[int, int]) -> None:
         )
 
 
+def _shrink(image: Image.Image) -> Image.Image:
+    """Box-average a large picture down to about WORK_SIDE in Pillow, before numpy sees it.
+
+    Only a few hundred pixels a side are needed for a 28x28 result; reducing first keeps float
+    copies of a 40-megapixel picture (over a gigabyte) from ever being made.
+    """
+    factor = max(image.size) // WORK_SIDE
+    if factor < 2:
+        return image
+    if image.mode.startswith("I;16"):
+        image = image.convert("I")
+    elif image.mode not in _REDUCIBLE or "transparency" in image.info:
+        # palette, 1-bit, or a colour-key transparency that averaging would destroy
+        alpha = image.mode in _ALPHA_MODES or "transparency" in image.info
+        image = image.convert("RGBA" if alpha else "RGB")
+    return image.reduce(factor)
+
+
 def _decode(data: bytes) -> tuple[Image.Image, list[str]]:
-    """The first frame, fully loaded and turned upright; Pillow's errors become ours."""
+    """The first frame, fully loaded, reduced if large and turned upright; Pillow's errors
+    become ours."""
     notes = []
     try:
         with _DECODE_LOCK, warnings.catch_warnings():
@@ -110,9 +145,9 @@ def _decode(data: bytes) -> tuple[Image.Image, list[str]]:
                 image.draft(None, (WORK_SIDE, WORK_SIDE))
             image.load()
             orientation = image.getexif().get(0x0112, 1)  # EXIF Orientation
-            upright = image
-            if orientation not in (1, None):
-                upright = ImageOps.exif_transpose(image)
+            upright = _shrink(image)
+            if orientation in _UPRIGHT:
+                upright = upright.transpose(_UPRIGHT[orientation])
                 if orientation in (5, 6, 7, 8):  # a quarter turn swaps the sides
                     source_size = source_size[::-1]
     except PreprocessError:
@@ -131,12 +166,17 @@ def _decode(data: bytes) -> tuple[Image.Image, list[str]]:
         raise PreprocessError(
             f"This is not a picture the app can read. Upload a {FORMAT_NAMES} file."
         ) from exc
+    except MemoryError as exc:
+        raise PreprocessError(
+            "The picture is too large to decode on this server. Scale it down (a few hundred "
+            "pixels a side is plenty) and upload it again."
+        ) from exc
     except Exception as exc:  # Pillow's decoders raise many types for broken files
         raise PreprocessError(
             f"The picture is damaged or incomplete ({type(exc).__name__}: {exc}). Save or "
             "download it again and upload the new file."
         ) from exc
-    if orientation not in (1, None):
+    if orientation in _UPRIGHT:
         notes.append("Turned the picture upright as its EXIF orientation says.")
     upright.info[_SOURCE_SIZE_KEY] = (source_size, upright.size)
     return upright, notes
@@ -192,7 +232,8 @@ def load_image(data: bytes) -> Image.Image:
         )
     if len(data) > MAX_BYTES:
         raise PreprocessError(
-            f"The file is {len(data) / 2**20:.0f} MB; upload a picture under {MAX_BYTES >> 20} MB."
+            f"The file is {len(data) / 2**20:.1f} MB, over the {MAX_BYTES >> 20} MB limit. Scale "
+            "the picture down or save it as JPEG, and upload it again."
         )
     if _looks_like_text(data):
         raise PreprocessError(
@@ -201,7 +242,15 @@ def load_image(data: bytes) -> Image.Image:
         )
     image, notes = _decode(data)
     source_size = image.info[_SOURCE_SIZE_KEY]
-    image, more = _to_grey_or_rgb(image)
+    try:
+        image, more = _to_grey_or_rgb(image)
+    except PreprocessError:
+        raise
+    except (ValueError, OSError) as exc:  # a colour mode Pillow cannot convert
+        raise PreprocessError(
+            f"The picture's colour format ({image.mode}) cannot be converted ({exc}). Save it "
+            "as an ordinary RGB or greyscale PNG or JPEG and upload that."
+        ) from exc
     image.info.pop("transparency", None)  # dealt with above
     image.info[_NOTES_KEY] = (*notes, *more)
     image.info[_SOURCE_SIZE_KEY] = source_size

@@ -12,6 +12,7 @@ monitoring only: nothing is selected on it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -267,12 +268,7 @@ def _train_locked(config, spec, data, root, make_default, listener, stop) -> Pat
             )  # fmt: skip
             log.write({"type": "end", "state": "done", "test": test})
         except BaseException as exc:
-            state = "stopped" if isinstance(exc, (StopRequested, KeyboardInterrupt)) else "failed"
-            log.write({"type": "end", "state": state, "error": repr(exc)[:500]})
-            log.close()
-            artifacts.write_training_status(
-                config.model, {**status, "state": state, "error": repr(exc)[:500]}, root
-            )
+            _record_end(config.model, status, exc, root, log)
             raise
         log.close()
         finished = datetime.now(UTC)
@@ -301,7 +297,11 @@ def _train_locked(config, spec, data, root, make_default, listener, stop) -> Pat
             "train_metrics": {"loss": epochs[-1]["loss"], "accuracy": epochs[-1]["accuracy"]},
             "test_metrics": test,
         }
-        path = writer.commit(manifest)
+        try:
+            path = writer.commit(manifest)
+        except BaseException as exc:  # disk full, read-only: nothing is published
+            _record_end(config.model, status, exc, root)
+            raise
     artifacts.write_training_status(config.model, {**status, "state": "done"}, root)
     if make_default is None:
         make_default = config.follows_report or artifacts.default_run_id(config.model, root) in (
@@ -311,6 +311,22 @@ def _train_locked(config, spec, data, root, make_default, listener, stop) -> Pat
     if make_default:
         artifacts.set_default(config.model, run_id, root)
     return path
+
+
+def _record_end(model: str, status: dict, exc: BaseException, root, log=None) -> None:
+    """Note in the live log and the training status how a run ended early, if the disk still
+    lets us: a failure to note it must not hide the error that ended the run."""
+    state = "stopped" if isinstance(exc, (StopRequested, KeyboardInterrupt)) else "failed"
+    error = f"{type(exc).__name__}: {exc}" if isinstance(exc, OSError) else repr(exc)
+    if log is not None:
+        with contextlib.suppress(OSError, ValueError):
+            log.write({"type": "end", "state": state, "error": error[:500]})
+        with contextlib.suppress(OSError):
+            log.close()
+    with contextlib.suppress(OSError):
+        artifacts.write_training_status(
+            model, {**status, "state": state, "error": error[:500]}, root
+        )
 
 
 def _epoch_records(path: Path) -> list[dict]:
@@ -482,8 +498,10 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)  # fmt: skip
             return 130
         except OSError as exc:
-            print(f"error: could not save the {config.model} run ({exc}); earlier runs are "
-                  "untouched", file=sys.stderr)  # fmt: skip
+            print(f"error: could not save the {config.model} run ({exc}). Nothing of it was "
+                  "published; earlier runs and the default are untouched. Free some disk space "
+                  "or make the artifacts folder writable, then train again.",
+                  file=sys.stderr)  # fmt: skip
             return 4
         manifest = json.loads((path / artifacts.MANIFEST).read_text())
         test = manifest["test_metrics"]

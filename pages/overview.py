@@ -4,8 +4,11 @@ import streamlit as st
 
 import ui
 from core import figures
+from core.artifacts import RunError
 from core.data import CLASS_NAMES, first_per_class
+from core.predict import UnsupportedModel
 from core.report import report_table_text
+from core.text import literal
 
 st.title("Baseline vs residual CNN on Fashion-MNIST")
 st.caption(
@@ -14,6 +17,7 @@ st.caption(
 )
 runs = ui.selected_runs()
 ui.require_runs(runs)
+ui.dataset_warning(runs)
 
 evals = {name: ui.evaluation(run) for name, run in runs.items()}
 names = list(runs)
@@ -53,7 +57,11 @@ st.dataframe(table, width="stretch", height=ui.table_height(len(table)))
 st.subheader("Architectures")
 for tab, (name, run) in zip(st.tabs([ui.display_name(n) for n in runs]), runs.items(), strict=True):
     with tab:
-        model = ui.predictor(run)
+        try:
+            model = ui.predictor(run)
+        except (RunError, UnsupportedModel) as exc:
+            st.warning(f"The architecture cannot be shown: {literal(exc)}")
+            continue
         left, right = st.columns([3, 2])
         left.dataframe(model.layer_table(), hide_index=True, width="stretch")
         left.caption(f"{model.total_params:,} parameters. {ui.REGISTRY[name].description}")

@@ -9,6 +9,7 @@ from core.artifacts import RunError
 from core.data import CLASS_NAMES, first_per_class
 from core.predict import UnsupportedModel, predict_both, top_k
 from core.preprocess import PreprocessError, prepare_drawing, prepare_upload
+from core.text import literal
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
 PAD_PX = 280  # ten times the models' 28x28 input
@@ -38,9 +39,9 @@ def upload_ui() -> tuple[np.ndarray, tuple[str, ...]]:
         st.info("Upload a photo of one garment on a plain background.")
         st.stop()
     try:
-        prepared = prepare_upload(upload.getvalue())
+        prepared = prepare_upload(upload.getvalue())  # decoded in memory, never saved
     except PreprocessError as exc:
-        st.error(f"{upload.name}: {exc}")
+        st.error(f"{literal(upload.name)}: {exc}", icon=":material/broken_image:")
         st.stop()
     return prepared.pixels, prepared.notes
 
@@ -63,7 +64,9 @@ ui.require_runs(runs)
 try:
     models = {name: ui.predictor(run) for name, run in runs.items()}
 except (RunError, UnsupportedModel) as exc:
-    st.error(f"A model cannot be loaded for prediction: {exc}")
+    st.error(f"A model cannot be loaded for prediction: {literal(exc)}. Retrain it on the "
+             "Training page.")  # fmt: skip
+    st.page_link(ui.TRAINING_PAGE, label="Go to Training", icon=":material/model_training:")
     st.stop()
 
 source = st.radio("Input", list(INPUTS), horizontal=True, key="predict_source")

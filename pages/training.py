@@ -8,6 +8,7 @@ import ui
 from core import artifacts, figures, jobs
 from core.models import MODEL_NAMES
 from core.report import REPORT
+from core.text import literal
 from core.train import REPORT_BATCH_SIZE, REPORT_EPOCHS, TrainConfig
 
 LIVE = "training_live"  # session state: {model: jobs.LiveJob}, so each tick reads only new bytes
@@ -65,7 +66,7 @@ if st.button("Train", type="primary", key="train_start", disabled=problem is not
     except jobs.TrainingBusy as exc:
         st.warning(str(exc), icon=":material/hourglass_top:")
     except (ValueError, OSError) as exc:
-        st.error(f"Could not start the trainer: {exc}", icon=":material/error:")
+        st.error(f"Could not start the trainer: {literal(exc)}", icon=":material/error:")
 
 
 @st.fragment(run_every=1.5 if active else 5.0)  # idle: still notice a job another tab starts
@@ -138,8 +139,8 @@ for column, model in zip(st.columns(len(MODEL_NAMES)), MODEL_NAMES, strict=True)
                     ui.list_runs.clear()
                     st.success(f"{pick} is now the default of {ui.display_name(model)}.")
                 except (artifacts.RunError, OSError) as exc:
-                    st.error(f"Could not make {pick} the default: {exc}")
+                    st.error(f"Could not make {pick} the default: {literal(exc)}")
         else:
             st.caption("No usable run.")
         for info in (i for i in listed if not i.ok):
-            st.warning(f"Damaged: {info.run_id}: {info.problem}. Retrain it above.")
+            st.warning(f"Damaged: {info.run_id}: {literal(info.problem)}. Retrain it above.")

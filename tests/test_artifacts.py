@@ -202,3 +202,169 @@ def test_live_log_reader_waits_for_whole_lines(tmp_path):
         f.write("3}\n")
     records, offset = artifacts.read_live_log(log, offset)
     assert records == [{"c": 3}] and offset == log.stat().st_size
+
+
+# ----------------------------------------------------------------------------------------------
+# A trainer killed (SIGKILL: no clean-up runs) at any point of publishing a run
+
+
+PUBLISH = """
+import json, os, shutil, signal, sys
+from pathlib import Path
+from core import artifacts
+
+root, source, point = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+run_id = "20990101-000000-seed0-kill"
+
+
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def then_die(real):
+    def call(*args, **kwargs):
+        real(*args, **kwargs)
+        die()
+    return call
+
+
+def half_then_die(obj, f, **kwargs):
+    f.write(json.dumps(obj)[:200])
+    f.flush()
+    die()
+
+
+manifest = json.loads((source / artifacts.MANIFEST).read_text())
+for key in ("format", "format_version", "model", "run_id", "files"):
+    del manifest[key]
+with artifacts.RunWriter("baseline", run_id, root) as writer:
+    for i, name in enumerate(artifacts.RUN_FILES):
+        if point == "files" and i == 2:
+            (writer.file(name)).write_bytes((source / name).read_bytes()[:100])
+            die()
+        shutil.copy(source / name, writer.file(name))
+    if point == "manifest":
+        json.dump = half_then_die
+    if point == "rename":
+        os.rename = die
+    if point == "renamed":
+        os.rename = then_die(os.rename)
+    writer.commit(manifest)
+if point == "pointer":
+    os.replace = die
+if point == "pointer-replaced":
+    os.replace = then_die(os.replace)
+artifacts.set_default("baseline", run_id, root)
+print("finished")
+"""
+KILL_POINTS = ["files", "manifest", "rename", "renamed", "pointer", "pointer-replaced"]
+
+
+@pytest.mark.parametrize("point", KILL_POINTS)
+def test_killed_while_publishing_loses_nothing(root, point):
+    before = artifacts.load_run("baseline", root=root)
+    done = subprocess.run(
+        [sys.executable, "-c", PUBLISH, str(root), str(before.path), point],
+        cwd=artifacts.PROJECT_DIR, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == -9, done.stderr  # killed, not finished
+    published = point in ("renamed", "pointer", "pointer-replaced")
+    listed = artifacts.list_runs("baseline", root)
+    assert all(info.ok for info in listed), [info.problem for info in listed]
+    new = "20990101-000000-seed0-kill"
+    assert sorted(info.run_id for info in listed) == sorted(
+        [before.run_id, new] if published else [before.run_id]
+    )
+    # The default stays the last good run until the new pointer is in place, whole.
+    default = new if point == "pointer-replaced" else before.run_id
+    assert artifacts.default_run_id("baseline", root) == default
+    again = artifacts.load_run("baseline", before.run_id, root)
+    np.testing.assert_array_equal(again.y_prob, before.y_prob)
+    if published:
+        artifacts.load_run("baseline", new, root)
+    # What a killed writer leaves is hidden, and the next trainer removes it.
+    stale = artifacts.remove_stale_tmp("baseline", root)
+    assert stale == ([] if published else [f".tmp-{new}"])
+
+
+def test_a_run_renamed_into_place_counts_as_published(root, monkeypatch):
+    """If making the rename durable fails afterwards, the run is whole: it is kept, not lost."""
+    source = artifacts.load_run("baseline", root=root)
+    manifest = {k: v for k, v in source.manifest.items() if k not in ("format", "files")}
+    monkeypatch.setattr(artifacts.os, "open", lambda *a, **k: (_ for _ in ()).throw(OSError(5)))
+    with artifacts.RunWriter("baseline", "r-fsync", root) as writer:
+        for name in artifacts.RUN_FILES:
+            shutil.copy(source.path / name, writer.file(name))
+        path = writer.commit({**manifest, "run_id": "r-fsync"})
+    monkeypatch.undo()
+    assert path.is_dir() and artifacts.load_run("baseline", "r-fsync", root).run_id == "r-fsync"
+
+
+# ----------------------------------------------------------------------------------------------
+# The data set changed on disk since a run was trained
+
+
+@pytest.fixture
+def dataset_copy(tmp_path, monkeypatch):
+    """A private copy of the real files, found first through $FASHION_MNIST_DIR."""
+    from core import data
+
+    folder = tmp_path / "fashion-mnist"
+    folder.mkdir()
+    for name in FILES:
+        shutil.copy(data.DEBIAN_DIR / name, folder / name)
+    monkeypatch.setenv(data.ENV_VAR, str(folder))
+    return folder
+
+
+def alter_labels(folder) -> None:
+    import gzip
+
+    path = folder / "t10k-labels-idx1-ubyte.gz"
+    raw = gzip.decompress(path.read_bytes())
+    path.write_bytes(gzip.compress(raw[:-1] + bytes([(raw[-1] + 1) % 10])))  # one label
+
+
+def test_an_unchanged_data_set_is_not_reported(tiny_root, dataset_copy):
+    run = artifacts.load_run("baseline", root=tiny_root)
+    assert artifacts.check_dataset(run) == []
+    (info,) = artifacts.list_runs("baseline", tiny_root)
+    assert artifacts.check_dataset(info) == []  # a listing entry works too
+
+
+def test_a_data_set_file_altered_since_training_is_named(tiny_root, dataset_copy):
+    run = artifacts.load_run("baseline", root=tiny_root)
+    alter_labels(dataset_copy)
+    (change,) = artifacts.check_dataset(run)
+    assert change.startswith(f"t10k-labels-idx1-ubyte.gz in $FASHION_MNIST_DIR: {dataset_copy}:")
+    assert "SHA-256" in change and FILES["t10k-labels-idx1-ubyte.gz"][:12] in change
+    # Damaged beyond reading: said so.
+    (dataset_copy / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b truncated")
+    changes = artifacts.check_dataset(run)
+    assert any(
+        c.startswith("train-images-idx3-ubyte.gz") and "cannot be read" in c for c in changes
+    )
+
+
+def test_data_set_check_without_a_record_or_without_files(tiny_root, monkeypatch, tmp_path):
+    from dataclasses import replace
+
+    from core import data
+
+    run = artifacts.load_run("baseline", root=tiny_root)
+    old = replace(run, manifest={k: v for k, v in run.manifest.items() if k != "dataset"})
+    assert artifacts.check_dataset(old) == []
+    monkeypatch.setattr(data, "candidate_dirs", lambda: [("nowhere", tmp_path / "none")])
+    assert artifacts.check_dataset(run) == []
+
+
+def test_data_set_hashes_are_cached_by_size_and_time(dataset_copy, monkeypatch):
+    from core import data
+
+    path = dataset_copy / "t10k-labels-idx1-ubyte.gz"
+    first = data.content_sha256(path)
+    monkeypatch.setattr(data.gzip, "open", lambda *a, **k: pytest.fail("hashed again"))
+    assert data.content_sha256(path) == first  # same size and time: from the cache
+    monkeypatch.undo()
+    alter_labels(dataset_copy)
+    assert data.content_sha256(path) != first

@@ -237,3 +237,20 @@ def test_job_that_never_reached_the_trainer(tmp_path):
     # A trainer status written since the job started wins again.
     (tmp_path / "baseline" / jobs.JOB_FILE).write_text(json.dumps({**job, "started": old}))
     assert jobs.job_status("baseline", tmp_path)["state"] == "done"
+
+
+def test_an_artifacts_folder_that_cannot_be_written_starts_nothing(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(OSError, match=r"cannot write to the artifacts folder .*FMNIST_ARTIFACTS"):
+        jobs.start_training("baseline", 1, 32, 0, train_limit=512, root=blocker / "artifacts")
+    assert not list(tmp_path.rglob(jobs.JOB_FILE))
+
+
+def test_status_text_quotes_the_trainers_words_verbatim():
+    error = "Traceback ...\n  File /x/__init__.py\nOSError: [Errno 28] No space left on device"
+    text = jobs.status_text({"state": "failed", "error": error})
+    assert text.startswith("failed: `Traceback ...   File /x/__init__.py OSError: [Errno 28]")
+    assert "__init__" in text  # inside a code span: no bold, no italics
+    long = jobs.status_text({"state": "failed", "error": "x" * 1000 + " the last line"})
+    assert "the last line`" in long  # a log's tail is kept, its start cut

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,94 @@ def test_busy_model_is_followed_not_trained_twice(tmp_path, monkeypatch):
         assert chart(at, "train_live_chart")["data"]
         at.button(key="train_stop").click().run()  # this pid is no core.train: not signalled
         assert any("Nothing to stop" in i for i in texts(at.info))
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("train_epochs", 100_000, "epochs must be between 1 and 1000, not 100000"),
+        ("train_batch", 70_000, "the number of training images (60000), not 70000"),
+    ],
+)
+def test_absurd_settings_are_named_and_cannot_be_started(at, root, key, value, message):
+    default = at.number_input(key=key).value
+    at.number_input(key=key).set_value(value).run()
+    assert not at.exception
+    assert any(e.startswith("Cannot train with these settings: ") and message in e
+               for e in texts(at.error)), texts(at.error)  # fmt: skip
+    assert at.button(key="train_start").proto.disabled
+    assert not list(root.rglob(jobs.JOB_FILE))
+    at.number_input(key=key).set_value(default).run()
+    assert not at.error
+
+
+def test_an_artifacts_folder_that_cannot_be_written_is_named(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    root = blocker / "artifacts"  # cannot exist: its parent is a file
+    monkeypatch.setenv("FMNIST_ARTIFACTS", str(root))
+    at = open_page(root)
+    at.button(key="train_start").click().run()
+    assert not at.exception
+    (error,) = [e for e in texts(at.error) if e.startswith("Could not start the trainer")]
+    assert f"cannot write to the artifacts folder {root}" in error
+    assert "FMNIST_ARTIFACTS" in error
+    assert not jobs.is_trainer(jobs.read_job("baseline", root))
+
+
+def wait_until(predicate, timeout=240, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def test_two_sessions_start_one_trainer_and_follow_the_same_curves(tmp_path, monkeypatch):
+    """Two browser tabs press Train for the same model: one trainer starts, the other tab is
+    told and follows its curves live; either tab can stop it."""
+    monkeypatch.setenv("FMNIST_ARTIFACTS", str(tmp_path))
+    sessions = [open_page(tmp_path), open_page(tmp_path)]
+    for at in sessions:
+        at.number_input(key="train_epochs").set_value(30)
+        at.checkbox(key="train_quick").check().run()
+        at.number_input(key="train_limit").set_value(640).run()
+    first, second = sessions
+    first.button(key="train_start").click().run()
+    job = jobs.read_job("baseline", tmp_path)
+    try:
+        assert not first.exception and not first.error
+        assert jobs.job_status("baseline", tmp_path)["running"]
+        second.button(key="train_start").click().run()
+        told = f"baseline is already being trained (pid {job['pid']})"
+        assert any(told in w for w in texts(second.warning)), texts(second.warning)
+        assert len(list(tmp_path.rglob(jobs.JOB_FILE))) == 1  # one job, one trainer
+
+        def same_live_curves() -> bool:
+            specs = []
+            for at in sessions:
+                at.run()
+                assert not at.exception
+                found = [c for c in at.get("plotly_chart") if "train_live_chart" in c.proto.id]
+                if not found:
+                    return False
+                specs.append(json.loads(found[0].proto.spec)["data"])
+            has_steps = any("per step" in (t.get("name") or "") for t in specs[0])
+            return has_steps and specs[0] == specs[1]
+
+        wait_until(same_live_curves, what="both sessions to show the same live curves")
+        assert all(at.get("progress") for at in sessions)
+        second.button(key="train_stop").click().run()  # the tab that did not start it
+        assert any("Stop sent" in i for i in texts(second.info))
+        wait_until(
+            lambda: (jobs.job_status("baseline", tmp_path) or {}).get("state") == "stopped",
+            timeout=120, what="the trainer to stop",
+        )  # fmt: skip
+    finally:
+        if job and jobs.is_trainer(job["pid"]):
+            os.kill(job["pid"], 9)
+    for at in sessions:
+        at.run()
+        assert any("stopped: nothing was saved" in i for i in texts(at.info)), texts(at.info)
+    assert artifacts.list_runs("baseline", tmp_path) == []

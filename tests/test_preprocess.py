@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import io
 import struct
+import tomllib
+import tracemalloc
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from core import preprocess
 from core.preprocess import (
     INVERTED_NOTE,
+    MAX_BYTES,
     SIZE,
     Prepared,
     PreprocessError,
@@ -291,6 +296,64 @@ def test_decompression_bomb_is_refused(width, height):
     assert len(data) < 100_000
     with pytest.raises(PreprocessError, match="megapixels"):
         load_image(data)
+
+
+def test_core_upload_limit_is_the_servers():
+    """The browser refuses files over server.maxUploadSize; the core refuses the same ones
+    (AppTest, scripts and other callers do not go through the browser)."""
+    config = tomllib.loads((Path(__file__).parent.parent / ".streamlit/config.toml").read_text())
+    server_mb = config["server"]["maxUploadSize"]  # Streamlit's MB: 2**20 bytes
+    assert 1 <= server_mb <= 50
+    assert server_mb * 2**20 == MAX_BYTES
+
+
+def test_file_over_the_limit_is_refused_before_decoding(monkeypatch):
+    monkeypatch.setattr(preprocess, "_decode", lambda data: pytest.fail("decoded"))
+    data = encode(shirt()) + bytes(MAX_BYTES)  # a real PNG start, then 10 MB of padding
+    with pytest.raises(PreprocessError, match=r"The file is 10\.\d MB, over the 10 MB limit"):
+        prepare_upload(data)
+
+
+def huge(mode: str) -> bytes:
+    """The shirt at 6000x4500 (27 megapixels) in ``mode``, as a PNG of well under 1 MB."""
+    big = shirt(size=(400, 300)).resize((6000, 4500), Image.Resampling.NEAREST)  # dark on white
+    if mode == "RGBA":  # dark shirt on a transparent background
+        image = Image.new("RGBA", big.size, (255, 255, 255, 0))
+        image.paste((40, 30, 90, 255), mask=Image.eval(big, lambda v: 255 - v))
+        return encode(image)
+    if mode == "P":  # palette with a transparent index
+        image = big.point(lambda v: 1 if v < 128 else 0).convert("P")
+        image.putpalette([255, 0, 255, 120, 10, 10] + [0] * 762)
+        return encode(image, transparency=0)
+    if mode == "I;16":
+        return encode(Image.fromarray(np.asarray(big, np.uint16) * 250))
+    return encode(big.convert(mode))
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "P", "I;16", "RGB"])
+def test_huge_picture_is_reduced_before_any_float_copy(mode, reference):
+    """27 megapixels of RGBA once took 1 GB of float copies (and 17 s); numpy now only ever
+    sees the picture reduced to about 512 pixels a side."""
+    data = huge(mode)
+    assert len(data) < MAX_BYTES
+    tracemalloc.start()  # numpy reports its buffers to tracemalloc (Pillow's are its own)
+    try:
+        prepared = prepare_upload(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 << 20, f"{peak / 2**20:.0f} MB of Python/numpy memory at the peak"
+    assert_like(prepared, reference, 0.97)
+    assert prepared.bbox == pytest.approx([15 * v for v in SHIRT_BOX], abs=30)  # source pixels
+
+
+def test_a_colour_mode_that_cannot_be_converted_is_named(monkeypatch):
+    def refuse(image):
+        raise ValueError("conversion from LAB to RGB not supported")
+
+    monkeypatch.setattr(preprocess, "_to_grey_or_rgb", refuse)
+    with pytest.raises(PreprocessError, match=r"colour format \(L\) cannot be converted"):
+        load_image(encode(shirt()))
 
 
 def test_preprocess_error_is_a_value_error():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -142,6 +143,59 @@ def test_stop_signal_ends_cleanly_without_publishing(tmp_path, tiny_root):
     assert not [p for p in (tmp_path / "baseline").iterdir() if p.name.startswith(".tmp-")]
     status = artifacts.read_training_status("baseline", tmp_path)
     assert status["state"] == "stopped" and not status["running"]
+
+
+def refuse(code: int):
+    """A stand-in for a file operation on a full or read-only disk."""
+
+    def fail(*args, **kwargs):
+        raise OSError(code, os.strerror(code), str(args[0]) if args else None)
+
+    return fail
+
+
+@pytest.mark.parametrize(
+    "where, code",
+    [("predictions", errno.ENOSPC), ("publish", errno.EROFS)],
+    ids=["disk-full-writing-predictions", "read-only-when-publishing"],
+)
+def test_disk_full_or_read_only_while_saving_publishes_nothing(
+    where, code, tmp_path, tiny_root, monkeypatch, capsys
+):
+    shutil.copytree(tiny_root / "baseline", tmp_path / "baseline")
+    before = artifacts.load_run("baseline", root=tmp_path)
+    if where == "predictions":  # inside the run's folder, while its files are written
+        monkeypatch.setattr(np, "savez_compressed", refuse(code))
+    else:  # every file written; the rename into place fails
+        monkeypatch.setattr(artifacts.os, "rename", refuse(code))
+    argv = ["--model", "baseline", "--epochs", "1", "--train-limit", "512", "--log-every", "4"]
+    status_code = main([*argv, "--quiet", "--out", str(tmp_path)])
+    monkeypatch.undo()
+    reason = os.strerror(code)
+    err = capsys.readouterr().err
+    assert status_code == 4
+    assert f"error: could not save the baseline run ([Errno {code}] {reason}" in err
+    assert "earlier runs and the default are untouched" in err
+    # Nothing published, nothing half-written left, the last good run still the default.
+    assert [r.run_id for r in artifacts.list_runs("baseline", tmp_path)] == [before.run_id]
+    assert not [p for p in (tmp_path / "baseline").iterdir() if p.name.startswith(".tmp-")]
+    assert artifacts.default_run_id("baseline", tmp_path) == before.run_id
+    after = artifacts.load_run("baseline", root=tmp_path)
+    np.testing.assert_array_equal(after.y_prob, before.y_prob)
+    # The status says why; the Training page shows it.
+    status = artifacts.read_training_status("baseline", tmp_path)
+    assert status["state"] == "failed" and not status["running"]
+    assert status["error"].startswith(f"OSError: [Errno {code}] {reason}")
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("FMNIST_ARTIFACTS", str(tmp_path))
+    at = AppTest.from_file(str(PROJECT / "dashboard.py"), default_timeout=60)
+    at.run()
+    at.switch_page("pages/training.py").run()
+    assert not at.exception
+    (shown,) = [e.value for e in at.error if "failed:" in e.value]
+    assert shown.startswith("**Baseline CNN**: failed: `OSError: [Errno")
+    assert reason in shown and "nothing was saved, earlier runs are untouched" in shown
 
 
 def test_second_trainer_is_refused_while_one_runs(tmp_path, dataset):

@@ -1,0 +1,30 @@
+"""Text from outside the program (file names, file contents, error messages) made safe to show.
+
+Streamlit renders the text of ``st.error``, ``st.warning``, ``st.markdown`` and their kin as
+Markdown: a file named ``![x](https://example.com/t.png).png`` would load a remote image, and an
+underscore or an asterisk in a path turns into italics. ``literal`` puts such text in a code
+span, where Markdown shows every character as it is (no links, images, HTML, emphasis, LaTeX or
+colour directives). No Streamlit here: pages call it, tests check it.
+"""
+
+from __future__ import annotations
+
+import re
+
+LIMIT = 300  # characters shown of one piece of outside text
+
+
+def literal(text: object, limit: int = LIMIT, keep_end: bool = False) -> str:
+    """``text`` as a Markdown code span that shows it verbatim, on one line, at most ``limit``
+    characters: longer text is cut at its end, or at its start with ``keep_end`` (for the
+    tail of a log, whose last line says most)."""
+    text = "".join(ch if ch.isprintable() else " " for ch in str(text))
+    if len(text) > limit:
+        text = "…" + text[1 - limit :] if keep_end else text[: limit - 1] + "…"
+    if not text.strip():
+        text = repr(text)
+    # A fence longer than any run of backticks inside; spaces keep an edge backtick apart from
+    # the fence (CommonMark strips one space on each side when both are there).
+    fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)
+    pad = " " if text[0] == "`" or text[-1] == "`" else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
