@@ -302,14 +302,22 @@ def _train_locked(config, spec, data, root, make_default, listener, stop) -> Pat
         except BaseException as exc:  # disk full, read-only: nothing is published
             _record_end(config.model, status, exc, root)
             raise
-    artifacts.write_training_status(config.model, {**status, "state": "done"}, root)
-    if make_default is None:
-        make_default = config.follows_report or artifacts.default_run_id(config.model, root) in (
-            None,
-            run_id,
+    # The run is published: a full disk from here on may only keep the old default.
+    try:
+        artifacts.write_training_status(config.model, {**status, "state": "done"}, root)
+        if make_default is None:
+            make_default = config.follows_report or artifacts.default_run_id(
+                config.model, root
+            ) in (None, run_id)
+        if make_default:
+            artifacts.set_default(config.model, run_id, root)
+    except OSError as exc:
+        print(
+            f"warning: the {config.model} run was saved in {path}, but it could not be made "
+            f"the default ({exc}); the previous default stays. Choose it on the Training page "
+            "once the disk has room.",
+            file=sys.stderr,
         )
-    if make_default:
-        artifacts.set_default(config.model, run_id, root)
     return path
 
 

@@ -225,3 +225,19 @@ def test_stored_model_reproduces_stored_probabilities(tiny_root, dataset):
     np.testing.assert_allclose(y_prob, run.y_prob, atol=1e-5)
     np.testing.assert_array_equal(run.y_true, dataset.y_test)
     assert (y_prob.argmax(1) == run.y_true).mean() == run.manifest["test_metrics"]["accuracy"]
+
+
+def test_disk_full_after_publishing_keeps_the_run_and_the_old_default(
+    tmp_path, tiny_root, dataset, monkeypatch, capsys
+):
+    shutil.copytree(tiny_root / "baseline", tmp_path / "baseline")
+    before = artifacts.default_run_id("baseline", tmp_path)
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(artifacts, "set_default", full)
+    path = train(TrainConfig("baseline", **TINY), dataset, tmp_path, make_default=True)
+    assert artifacts.load_run("baseline", path.name, tmp_path).run_id == path.name
+    assert artifacts.default_run_id("baseline", tmp_path) == before
+    assert "could not be made the default" in capsys.readouterr().err
