@@ -110,33 +110,38 @@ def _make_callback(log: LiveLog, config: TrainConfig, steps_per_epoch: int, stop
     import keras
 
     class LiveLogCallback(keras.callbacks.Callback):
-        """Writes step and epoch records; turns a stop request into a clean end of training."""
+        """Writes step and epoch records; turns a stop request into a clean end of training.
+
+        Keras calls it once per execution of ``steps_per_execution`` batches, with ``batch`` the
+        execution's last batch (past the epoch's end for a short last execution); the log
+        interval is a multiple of the execution, so records fall on the same steps as before.
+        """
 
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch = epoch
             self.epoch_start = self.window_start = time.perf_counter()
-            self.window_batches = 0
+            self.window_end = 0  # batches of this epoch done at the window's start
 
         def on_train_batch_end(self, batch, logs=None):
-            self.window_batches += 1
             if stop.set:
                 self.model.stop_training = True
-            if (batch + 1) % config.log_every and batch + 1 != steps_per_epoch:
+            done = min(batch + 1, steps_per_epoch)
+            if done % config.log_every and done != steps_per_epoch:
                 return
             now = time.perf_counter()
-            images = self.window_batches * config.batch_size
+            images = (done - self.window_end) * config.batch_size
             log.write(
                 {
                     "type": "step",
                     "epoch": self.epoch + 1,
-                    "step": self.epoch * steps_per_epoch + batch + 1,
+                    "step": self.epoch * steps_per_epoch + done,
                     "total_steps": config.epochs * steps_per_epoch,
                     "loss": float(logs["loss"]),  # running mean over the epoch so far
                     "accuracy": float(logs["accuracy"]),
                     "images_per_s": round(images / max(now - self.window_start, 1e-9), 1),
                 }
             )
-            self.window_start, self.window_batches = now, 0
+            self.window_start, self.window_end = now, done
 
         def on_epoch_end(self, epoch, logs=None):
             log.write(
@@ -152,6 +157,39 @@ def _make_callback(log: LiveLog, config: TrainConfig, steps_per_epoch: int, stop
             )
 
     return LiveLogCallback()
+
+
+# ----------------------------------------------------------------------------------------------
+# Compute settings: how TensorFlow runs the same protocol faster on a small CPU (bench/results.md)
+
+MAX_STEPS_PER_EXECUTION = 50
+
+
+def steps_per_execution(log_every: int) -> int:
+    """Batches Keras runs per call into the compiled graph: the largest divisor of the log
+    interval up to MAX_STEPS_PER_EXECUTION, so live-log records fall on the same steps."""
+    return max(
+        d for d in range(1, min(log_every, MAX_STEPS_PER_EXECUTION) + 1) if log_every % d == 0
+    )
+
+
+def configure_compute() -> None:
+    """Turn on oneDNN's kernels for this process, if TensorFlow has not started yet.
+
+    oneDNN is off by default on AMD CPUs; its convolutions take 12-16% less CPU time per training
+    batch here (bench/results.md, section 0). TensorFlow reads the switch once, when imported,
+    so ``python -m core.train`` sets it first thing (a process that imports this module keeps
+    its own setting); ``TF_ENABLE_ONEDNN_OPTS=0`` is respected.
+    TensorFlow's own thread pools (one thread per core) measured best and are left alone.
+    """
+    if "tensorflow" not in sys.modules:
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
+
+def compute_settings(config: TrainConfig) -> dict:
+    """How this process runs the protocol (speed only, not the protocol): for the manifest."""
+    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "0").strip().lower() in ("1", "true")
+    return {"onednn": onednn, "steps_per_execution": steps_per_execution(config.log_every)}
 
 
 def _versions() -> dict:
@@ -197,6 +235,7 @@ def train(
 
 
 def _train_locked(config, spec, data, root, make_default, listener, stop) -> Path:
+    compute = compute_settings(config)
     import keras
 
     run_id = artifacts.new_run_id(config.seed)
@@ -222,6 +261,7 @@ def _train_locked(config, spec, data, root, make_default, listener, stop) -> Pat
                 optimizer=keras.optimizers.Adam(learning_rate=LR),
                 loss="categorical_crossentropy",
                 metrics=["accuracy"],
+                steps_per_execution=compute["steps_per_execution"],  # same steps, fewer calls
             )
             if stop.set:
                 raise StopRequested
@@ -289,6 +329,7 @@ def _train_locked(config, spec, data, root, make_default, listener, stop) -> Pat
                 "test_evaluation": "after every epoch, held-out monitoring only",
             },
             "versions": _versions(),
+            "compute": compute,  # speed only: the protocol above is unchanged
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
             "dataset": {"source": data.source, "sha256": data.sha256},
             "started": started.isoformat(timespec="seconds"),
@@ -366,6 +407,45 @@ def _seed(text: str) -> int:
     return value
 
 
+MAX_SEEDS = 100
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0-4"`` -> [0, 1, 2, 3, 4]; ``"0,3,7"`` and mixtures like ``"0-2,9"`` work too."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        low, dash, high = part.partition("-")
+        if not part or (dash and not high):
+            raise argparse.ArgumentTypeError(f"expected seeds like 0-4 or 0,3,7, got {text!r}")
+        first, last = _seed(low), _seed(high) if dash else None
+        if last is not None and last < first:
+            raise argparse.ArgumentTypeError(f"seed range {part!r} runs backwards")
+        seeds += range(first, (first if last is None else last) + 1)
+        if len(seeds) > MAX_SEEDS:
+            raise argparse.ArgumentTypeError(f"at most {MAX_SEEDS} seeds at once, got more")
+    return sorted(set(seeds))
+
+
+def existing_run(config: TrainConfig, root: Path | str | None = None) -> str | None:
+    """The id of a finished, intact run of ``config`` (same model, seed, epochs, batch size and
+    training subset), if there is one: ``--seeds`` skips it."""
+    for info in artifacts.list_runs(config.model, root):
+        p = info.manifest["protocol"] if info.ok else None
+        want = (config.seed, config.epochs, config.batch_size, config.train_limit)
+        if p and (p["seed"], p["epochs"], p["batch_size"], p.get("train_limit")) == want:
+            return info.run_id
+    return None
+
+
+def _sweep_default(asked: bool | None, config: TrainConfig, first_seed: int, root) -> bool | None:
+    """Whether a run of a seed sweep becomes the default: --make-default gives it to the first
+    seed's run, --no-default to none; otherwise only a model without a default gets one."""
+    if asked is not None:
+        return asked and config.seed == first_seed
+    return None if artifacts.default_run_id(config.model, root) is None else False
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m core.train",
@@ -389,7 +469,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=REPORT_BATCH_SIZE,
         help=f"batch size (report: {REPORT_BATCH_SIZE})",
     )
-    p.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
+    seeds = p.add_mutually_exclusive_group()
+    seeds.add_argument("--seed", type=_seed, default=None, help="random seed (default: 0)")
+    seeds.add_argument(
+        "--seeds",
+        type=parse_seeds,
+        default=None,
+        metavar="LIST",
+        help="train one run per seed, e.g. 0-4 or 0,3,7; a seed that already has a finished "
+        "run with the same settings is skipped; the defaults are changed only by "
+        "--make-default (to the lowest seed's run) or when a model has none",
+    )
     p.add_argument(
         "--train-limit",
         type=_positive_int,
@@ -477,10 +567,12 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         parser.error(problem)
     names = MODEL_NAMES if args.model == "all" else (args.model,)
+    seeds = args.seeds or [0 if args.seed is None else args.seed]
     configs = [
-        TrainConfig(name, args.epochs, args.batch_size, args.seed, args.train_limit, args.log_every)
+        TrainConfig(name, args.epochs, args.batch_size, seed, args.train_limit, args.log_every)
+        for seed in seeds
         for name in names
-    ]
+    ]  # seed by seed, so an interrupted sweep leaves whole pairs to compare
     for config in configs:
         try:
             config.validate()
@@ -495,9 +587,17 @@ def main(argv: list[str] | None = None) -> int:
     if not configs[0].follows_report:
         print("note: these settings do not follow the report's protocol", file=sys.stderr)
     for config in configs:
-        listener = None if args.quiet else _ProgressBar(config.model)
+        make_default = args.make_default
+        if args.seeds:
+            done = existing_run(config, root)
+            if done:
+                print(f"{config.model} seed {config.seed}: already trained ({done}), skipped",
+                      file=sys.stderr)  # fmt: skip
+                continue
+            make_default = _sweep_default(args.make_default, config, seeds[0], root)
+        listener = None if args.quiet else _ProgressBar(f"{config.model} seed {config.seed}")
         try:
-            path = train(config, data, root, args.make_default, listener)
+            path = train(config, data, root, make_default, listener)
         except artifacts.TrainingBusy as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 3
@@ -521,4 +621,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    configure_compute()  # the trainer's own process: before anything imports TensorFlow
     sys.exit(main())
