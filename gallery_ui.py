@@ -28,16 +28,20 @@ def clickable_chart(container, figure, key: str, read: Callable, on_pick: Callab
     """A Plotly chart whose clicks call ``on_pick(read(selection))``; empty selections are ignored.
 
     ``read`` is ``figures.selected_cell`` or ``figures.selected_part``. A click on the selected
-    point clears the selection: pages give the chart a fresh ``key`` after each pick, so every
-    click is a new selection.
+    point would clear the selection, so after each pick this chart alone gets a fresh key (an
+    empty selection): every click is a new pick. Other changes keep the key, so the browser
+    updates the chart in place instead of drawing it anew.
     """
+    version_key = f"{key}__version"
+    chart_key = f"{key}_{st.session_state.get(version_key, 0)}"
 
     def clicked() -> None:
-        value = read(st.session_state.get(key))
+        value = read(st.session_state.get(chart_key))
         if value is not None:
+            st.session_state[version_key] = st.session_state.get(version_key, 0) + 1
             on_pick(value)
 
-    container.plotly_chart(figure, key=key, on_select=clicked, selection_mode="points")
+    container.plotly_chart(figure, key=chart_key, on_select=clicked, selection_mode="points")
 
 
 def load_test_images(y_true) -> np.ndarray | None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from core import artifacts, metrics
+from core import artifacts, figures, metrics
 from core.data import load_dataset
 from core.models import MODEL_NAMES, REGISTRY
 from core.text import literal
@@ -72,6 +72,20 @@ def comparison(run_a: artifacts.Run, run_b: artifacts.Run) -> metrics.Comparison
     root = str(run_a.path.parent.parent)
     ids = tuple((r.model, r.run_id, _stamp(Path(root), r.model, r.run_id)) for r in (run_a, run_b))
     return _compare(ids, root)
+
+
+@st.cache_resource(show_spinner=False, max_entries=256)
+def _figure(builder: str, *args, **kwargs):
+    return getattr(figures, builder)(*args, **kwargs)
+
+
+def figure(builder: str, *args, **kwargs):
+    """``core.figures.<builder>(*args, **kwargs)``, built once per distinct input and shared.
+
+    Plotly validates every property as a figure is built (50-400 ms for ours), which would be
+    paid again on every click; hashing the inputs costs a few ms. Shared: never modify it.
+    """
+    return _figure(builder, *args, **kwargs)
 
 
 @st.cache_resource(show_spinner="Loading the Fashion-MNIST test set…")

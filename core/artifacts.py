@@ -22,6 +22,7 @@ import os
 import re
 import secrets
 import shutil
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -91,12 +92,34 @@ def new_run_id(seed: int, now: datetime | None = None) -> str:
     return f"{now:%Y%m%d-%H%M%S}-seed{seed}-{secrets.token_hex(2)}"
 
 
+# Every listing verifies every run; with a few seeds per model that is tens of MB hashed per
+# page. A file whose identity and change times are unchanged has the same content, so its hash is
+# remembered. The kernel sets ctime on every write (no user call can set it back), and a file
+# changed within the last RACY_SECONDS is never remembered, so a write in the same clock tick as
+# the hash cannot hide (git's "racy clean" rule).
+RACY_SECONDS = 2.0
+_HASHES: dict[tuple, str] = {}
+_HASHES_MAX = 4096
+
+
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
+    """The file's SHA-256 (hex), remembered while the file is unchanged."""
     with open(path, "rb") as f:
+        st = os.fstat(f.fileno())
+        key = (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns,
+               st.st_ctime_ns)  # fmt: skip
+        known = _HASHES.get(key)
+        if known is not None:
+            return known
+        digest = hashlib.sha256()
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
-    return digest.hexdigest()
+    value = digest.hexdigest()
+    if time.time() - st.st_ctime_ns / 1e9 > RACY_SECONDS:
+        if len(_HASHES) >= _HASHES_MAX:
+            _HASHES.clear()
+        _HASHES[key] = value
+    return value
 
 
 def _write_atomic(path: Path, text: str) -> None:

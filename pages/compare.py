@@ -10,13 +10,11 @@ from core.metrics import AGREEMENT_PARTS
 
 PART = "agreement_part"  # one of AGREEMENT_PARTS, or None
 PICKER = "agreement_part_select"
-VERSION = "agreement_chart_version"  # bumped on every change: a fresh chart, one click per part
 
 
 def _set_part(part) -> None:
     st.session_state[PART] = part
     st.session_state["compare_gallery_page"] = 1
-    st.session_state[VERSION] = st.session_state.get(VERSION, 0) + 1
 
 
 st.title("Compare the two models")
@@ -66,15 +64,17 @@ st.download_button(
     file_name=f"compare_{runs[a].run_id}_{runs[b].run_id}.csv", mime="text/csv",
     key="compare_download", icon=":material/download:",
 )  # fmt: skip
-st.plotly_chart(figures.f1_bars_figure({n: e.report for n, e in evals.items()}), key="compare_f1")
+st.plotly_chart(
+    ui.figure("f1_bars_figure", {n: e.report for n, e in evals.items()}), key="compare_f1"
+)
 
 st.subheader("Image by image")
 part = gallery.parse_part(st.session_state.get(PART))
 st.session_state[PART] = st.session_state[PICKER] = part
 chart, notes = st.columns([3, 2])
 gallery_ui.clickable_chart(
-    chart, figures.agreement_figure(result.agreement, a, b, selected=part),
-    f"agreement_chart_{st.session_state.get(VERSION, 0)}", figures.selected_part, _set_part,
+    chart, ui.figure("agreement_figure", result.agreement, a, b, selected=part),
+    "agreement_chart", figures.selected_part, _set_part,
 )  # fmt: skip
 only_a, only_b = result.agreement["only_a"], result.agreement["only_b"]
 notes.markdown(

@@ -9,14 +9,12 @@ from core.data import CLASS_NAMES
 
 CELL = "confusion_cell"  # (true, predicted, source); source: a model, or gallery.EITHER
 PICKERS = ("confusion_true", "confusion_pred", "confusion_source")
-VERSION = "confusion_charts"  # bumped on every change: fresh charts, so any cell takes one click
 SHIRT, TSHIRT = CLASS_NAMES.index("Shirt"), CLASS_NAMES.index("T-shirt/top")
 
 
 def _set_cell(cell: tuple) -> None:
     st.session_state[CELL] = cell
     st.session_state["confusion_gallery_page"] = 1
-    st.session_state[VERSION] = st.session_state.get(VERSION, 0) + 1
 
 
 def _pick() -> None:
@@ -50,23 +48,31 @@ st.session_state[CELL] = cell
 true_class, pred_class, source = cell
 for key, value in zip(PICKERS, cell, strict=True):
     st.session_state[key] = value
-version = st.session_state.get(VERSION, 0)
 
 normalise = st.toggle("Share of each true class (row-normalised)", key="confusion_normalise")
 both, difference = st.tabs(["Both models", f"Difference: {labels[b]} − {labels[a]}"])
 for column, name in zip(both.columns(len(names)), names, strict=True):
-    figure = figures.confusion_figure(
-        evals[name].confusion, labels[name], normalise, cell[:2] if source == name else None
+    figure = ui.figure(
+        "confusion_figure",
+        evals[name].confusion,
+        labels[name],
+        normalise,
+        cell[:2] if source == name else None,
     )
     gallery_ui.clickable_chart(
-        column, figure, f"confusion_chart_{name}_{version}", figures.selected_cell,
+        column, figure, f"confusion_chart_{name}", figures.selected_cell,
         lambda picked, name=name: _set_cell((*picked, name)),
     )  # fmt: skip
-figure = figures.confusion_difference_figure(
-    evals[a].confusion, evals[b].confusion, a, b, cell[:2] if source == gallery.EITHER else None
+figure = ui.figure(
+    "confusion_difference_figure",
+    evals[a].confusion,
+    evals[b].confusion,
+    a,
+    b,
+    cell[:2] if source == gallery.EITHER else None,
 )
 gallery_ui.clickable_chart(
-    difference, figure, f"confusion_chart_difference_{version}", figures.selected_cell,
+    difference, figure, "confusion_chart_difference", figures.selected_cell,
     lambda picked: _set_cell((*picked, gallery.EITHER)),
 )  # fmt: skip
 

@@ -3,7 +3,6 @@
 import streamlit as st
 
 import ui
-from core import figures
 from core.artifacts import RunError
 from core.data import CLASS_NAMES, first_per_class
 from core.predict import UnsupportedModel
@@ -70,7 +69,7 @@ for tab, (name, run) in zip(st.tabs([ui.display_name(n) for n in runs]), runs.it
 st.subheader("Test images by class")
 x_test, y_test = ui.test_set()
 index = first_per_class(y_test, 6)
-grid = figures.sample_grid_figure(
-    x_test[index], [CLASS_NAMES[y_test[i]] for i in index], columns=12
+grid = ui.figure(
+    "sample_grid_figure", x_test[index], [CLASS_NAMES[y_test[i]] for i in index], columns=12
 )
 st.plotly_chart(grid, width="stretch", key="sample_grid")

@@ -4,7 +4,6 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from core import figures
 from core.data import CLASS_NAMES
 from core.roc import DIFFERENCE, WEAKEST, auc_table, weakest_class
 
@@ -35,13 +34,13 @@ if view == VIEWS[0]:
     for column, name in zip(st.columns(len(names) + 2)[: len(names)], names, strict=True):
         column.metric(f"{ui.display_name(name)}: AUC for {class_name}", f"{curves[name].auc:.4f}")
     full, corner = st.columns(2)
-    full.plotly_chart(figures.roc_figure(curves, class_name), width="stretch", key="roc_full")
+    full.plotly_chart(ui.figure("roc_figure", curves, class_name), width="stretch", key="roc_full")
     corner.plotly_chart(
-        figures.roc_figure(curves, class_name, zoom=True), width="stretch", key="roc_zoom"
+        ui.figure("roc_figure", curves, class_name, zoom=True), width="stretch", key="roc_zoom"
     )
     st.caption("Right: the top-left corner (few false positives, most true positives caught).")
 else:
-    st.plotly_chart(figures.roc_grid_figure(evals), width="stretch", key="roc_grid")
+    st.plotly_chart(ui.figure("roc_grid_figure", evals), width="stretch", key="roc_grid")
 
 st.subheader("AUC per class")
 labels = {name: ui.display_name(name) for name in names}

@@ -110,8 +110,8 @@ shown = {m: replay(m, rid, str(root)) for m, rid in sorted(picked)}
 shown |= {f"{ui.display_name(m)} {rid}": replay(m, rid, str(root)) for m, rid in extra}
 if shown:
     references = {m: REPORT[m][metric] for m, _ in picked if m in REPORT}
-    fig = figures.training_curves_figure(
-        **jobs.figure_inputs(shown), metric=metric, references=references
+    fig = ui.figure(
+        "training_curves_figure", **jobs.figure_inputs(shown), metric=metric, references=references
     )
     st.plotly_chart(fig, width="stretch", key="train_replay_chart")
     st.caption("Dotted lines: the report's final test figures. Held-out test curves are "

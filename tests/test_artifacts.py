@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -368,3 +370,25 @@ def test_data_set_hashes_are_cached_by_size_and_time(dataset_copy, monkeypatch):
     monkeypatch.undo()
     alter_labels(dataset_copy)
     assert data.content_sha256(path) != first
+
+
+def test_remembered_hash_never_hides_a_change(tmp_path, monkeypatch):
+    """Hashes are remembered per file identity and change times: an edit that keeps the size and
+    puts the modification time back is still seen (the kernel moves ctime on every write)."""
+    monkeypatch.setattr(artifacts, "RACY_SECONDS", 0.0)  # remember even a file written just now
+    file = tmp_path / "weights.bin"
+    file.write_bytes(b"a" * 4096)
+    before = file.stat()
+    assert artifacts.sha256_file(file) == hashlib.sha256(b"a" * 4096).hexdigest()
+    assert artifacts.sha256_file(file) == hashlib.sha256(b"a" * 4096).hexdigest()  # remembered
+    time.sleep(0.01)
+    file.write_bytes(b"b" * 4096)  # same size
+    os.utime(file, ns=(before.st_atime_ns, before.st_mtime_ns))  # same modification time
+    assert artifacts.sha256_file(file) == hashlib.sha256(b"b" * 4096).hexdigest()
+
+
+def test_recently_written_files_are_not_remembered(tmp_path):
+    file = tmp_path / "fresh.bin"
+    file.write_bytes(b"x")
+    artifacts.sha256_file(file)
+    assert not any(key[0] == str(file.resolve()) for key in artifacts._HASHES)
