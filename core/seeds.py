@@ -1,0 +1,337 @@
+"""Several seeds per model: which runs to use, their spread, and a comparison paired by seed.
+
+Runs of a seed sweep (``python -m core.train --model all --seeds 0-4``) differ only in
+``manifest["protocol"]["seed"]``. Everything here is computed from each run's stored test
+predictions with ``core.metrics`` (never read back from the manifest), with numpy, pandas and
+scipy; no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from core import artifacts
+from core.artifacts import Run, RunInfo
+from core.data import CLASS_NAMES, NUM_CLASSES
+from core.metrics import evaluate
+from core.models import MODEL_NAMES
+
+SEED_METRICS = ("accuracy", "loss", "macro_f1")
+HIGHER_IS_BETTER = {"accuracy": True, "loss": False, "macro_f1": True}
+HISTORY_METRICS = ("loss", "accuracy", "test_loss", "test_accuracy")
+CONFIDENCE = 0.95
+ONE_SEED_NOTE = "Only one seed: its spread cannot be estimated (standard deviation undefined)."
+
+
+# --- which runs -------------------------------------------------------------------------------
+
+
+def _seed_of(info: RunInfo) -> int | None:
+    seed = (info.manifest or {}).get("protocol", {}).get("seed")
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+
+
+def collect(
+    root: Path | str | None = None,
+    models: Iterable[str] = MODEL_NAMES,
+    report_only: bool = True,
+) -> dict[str, dict[int, RunInfo]]:
+    """Per model, per seed, one intact run (sorted by seed; a model without runs maps to {}).
+
+    ``report_only`` keeps only runs that follow the report's protocol. Where a seed has several
+    runs, the model's default run wins, else the newest (``list_runs`` lists newest first).
+    """
+    collected: dict[str, dict[int, RunInfo]] = {}
+    for model in models:
+        chosen: dict[int, RunInfo] = {}
+        for info in artifacts.list_runs(model, root):  # newest first
+            if not info.ok:
+                continue
+            if report_only and not info.manifest["protocol"].get("follows_report"):
+                continue
+            seed = _seed_of(info)
+            if seed is None:
+                continue
+            if seed not in chosen or (info.is_default and not chosen[seed].is_default):
+                chosen[seed] = info
+        collected[model] = dict(sorted(chosen.items()))
+    return collected
+
+
+def load_seed_runs(infos: Mapping[int, RunInfo]) -> dict[int, Run]:
+    """Load (and verify again) the runs ``collect`` chose for one model, keyed by seed."""
+    return {
+        seed: artifacts.load_run(info.model, info.run_id, root=info.path.parent.parent)
+        for seed, info in infos.items()
+    }
+
+
+# --- one model over seeds ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeedSummary:
+    """Test metrics of one model's runs, one row per seed, with their mean and spread."""
+
+    model: str
+    per_seed: pd.DataFrame  # index seed; columns SEED_METRICS
+    per_class_f1: pd.DataFrame  # index seed; columns CLASS_NAMES
+    summary: pd.DataFrame  # index SEED_METRICS; columns mean, std (ddof=1, NaN for one seed), n
+    class_summary: pd.DataFrame  # index CLASS_NAMES; columns mean, std, n
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return tuple(int(s) for s in self.per_seed.index)
+
+    @property
+    def n(self) -> int:
+        return len(self.per_seed)
+
+    @property
+    def note(self) -> str | None:
+        """Why no spread is shown (one seed), or None."""
+        return ONE_SEED_NOTE if self.n < 2 else None
+
+    def mean(self, metric: str) -> float:
+        return float(self.summary.loc[metric, "mean"])
+
+    def std(self, metric: str) -> float:
+        return float(self.summary.loc[metric, "std"])
+
+
+def _mean_std(frame: pd.DataFrame) -> pd.DataFrame:
+    # ddof=1: the seeds are a sample of the seeds one could have drawn; NaN for a single seed.
+    return pd.DataFrame(
+        {"mean": frame.mean(axis=0), "std": frame.std(axis=0, ddof=1), "n": frame.count(axis=0)}
+    )
+
+
+def summarize(runs_by_seed: Mapping[int, Run]) -> SeedSummary:
+    """Accuracy, log loss, macro F1 and per-class F1 of each seed's run, and mean ± std."""
+    if not runs_by_seed:
+        raise ValueError("no runs to summarize: need at least one seed")
+    models = {run.model for run in runs_by_seed.values()}
+    if len(models) != 1:
+        raise ValueError(f"runs of one model expected, got {sorted(models)}")
+    rows, class_rows = {}, {}
+    for seed in sorted(runs_by_seed):
+        run = runs_by_seed[seed]
+        ev = evaluate(run.y_true, run.y_prob)
+        rows[int(seed)] = {
+            "accuracy": ev.accuracy,
+            "loss": ev.loss,
+            "macro_f1": float(ev.report.loc["macro avg", "f1"]),
+        }
+        class_rows[int(seed)] = ev.report["f1"].iloc[:NUM_CLASSES].to_numpy(dtype=float)
+    per_seed = pd.DataFrame.from_dict(rows, orient="index", columns=list(SEED_METRICS))
+    per_class = pd.DataFrame.from_dict(class_rows, orient="index", columns=list(CLASS_NAMES))
+    per_seed.index.name = per_class.index.name = "seed"
+    summary, class_summary = _mean_std(per_seed), _mean_std(per_class)
+    summary.index.name, class_summary.index.name = "metric", "class"
+    return SeedSummary(models.pop(), per_seed, per_class, summary, class_summary)
+
+
+# --- two models, paired by seed ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PairedResult:
+    """B minus A per seed both were trained with, and what the differences say.
+
+    ``table`` (index SEED_METRICS) holds, per metric: ``mean`` and ``std`` of the per-seed
+    differences, the t-interval ``ci_low``..``ci_high`` of the mean, the paired t-test
+    ``p_value``, ``b_better`` (seeds where B is better: higher accuracy and F1, lower loss),
+    ``ties`` and ``n``. Interval and p are NaN for fewer than two seeds.
+    """
+
+    seeds: tuple[int, ...]
+    differences: pd.DataFrame  # index seed; columns SEED_METRICS; b - a
+    table: pd.DataFrame
+    confidence: float = CONFIDENCE
+
+    @property
+    def n(self) -> int:
+        return len(self.seeds)
+
+    def _get(self, column: str, metric: str) -> float:
+        return float(self.table.loc[metric, column])
+
+    # The accuracy difference, which the verdict is about.
+    @property
+    def mean_difference(self) -> float:
+        return self._get("mean", "accuracy")
+
+    @property
+    def std_difference(self) -> float:
+        return self._get("std", "accuracy")
+
+    @property
+    def ci_low(self) -> float:
+        return self._get("ci_low", "accuracy")
+
+    @property
+    def ci_high(self) -> float:
+        return self._get("ci_high", "accuracy")
+
+    @property
+    def p_value(self) -> float:
+        return self._get("p_value", "accuracy")
+
+    @property
+    def b_better(self) -> int:
+        return int(self.table.loc["accuracy", "b_better"])
+
+    @property
+    def a_better(self) -> int:
+        return self.n - self.b_better - int(self.table.loc["accuracy", "ties"])
+
+
+def _paired_stats(a: np.ndarray, b: np.ndarray, confidence: float, higher_better: bool) -> dict:
+    diff = b - a  # (n,)
+    n = diff.size
+    mean = float(diff.mean()) if n else math.nan
+    std = float(diff.std(ddof=1)) if n > 1 else math.nan
+    ci_low = ci_high = p_value = math.nan
+    if n > 1:
+        sem = std / math.sqrt(n)
+        if sem > 0:
+            ci_low, ci_high = (float(v) for v in stats.t.interval(confidence, n - 1, mean, sem))
+        else:  # every seed gives the same difference: the interval collapses onto it
+            ci_low = ci_high = mean
+        with warnings.catch_warnings():
+            # Identical differences make t infinite (p = 0) or, when all are zero, undefined.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            p_value = float(stats.ttest_rel(b, a).pvalue)
+    better = diff > 0 if higher_better else diff < 0
+    return {
+        "mean": mean,
+        "std": std,
+        "ci_low": ci_low,
+        "ci_high": ci_high,
+        "p_value": p_value,
+        "b_better": int(better.sum()),
+        "ties": int((diff == 0).sum()),
+        "n": n,
+    }
+
+
+def paired(a: SeedSummary, b: SeedSummary, confidence: float = CONFIDENCE) -> PairedResult:
+    """Differences b − a on the seeds both models were trained with, paired by seed."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
+    seeds = sorted(set(a.seeds) & set(b.seeds))
+    values_a = a.per_seed.loc[seeds, list(SEED_METRICS)]
+    values_b = b.per_seed.loc[seeds, list(SEED_METRICS)]
+    differences = values_b - values_a
+    table = pd.DataFrame.from_dict(
+        {
+            metric: _paired_stats(
+                values_a[metric].to_numpy(float),
+                values_b[metric].to_numpy(float),
+                confidence,
+                HIGHER_IS_BETTER[metric],
+            )
+            for metric in SEED_METRICS
+        },
+        orient="index",
+    )
+    table.index.name = "metric"
+    return PairedResult(tuple(int(s) for s in seeds), differences, table, confidence)
+
+
+def _p_text(p: float) -> str:
+    if math.isnan(p):
+        return "the paired t-test is undefined (every seed gives the same difference)"
+    return "paired t-test p < 0.001" if p < 0.001 else f"paired t-test p = {p:.2g}"
+
+
+def paired_verdict_text(result: PairedResult, names: Sequence[str]) -> str:
+    """One plain sentence on the accuracy difference across seeds; ``names`` = (A, B) labels."""
+    name_a, name_b = names
+    n = result.n
+    if n == 0:
+        return (
+            f"No seed was trained for both {name_a} and {name_b}, "
+            "so they cannot be compared seed by seed."
+        )
+    mean = result.mean_difference * 100  # points
+    if n == 1:
+        seed = result.seeds[0]
+        if round(abs(mean), 1) == 0:
+            claim = f"{name_a} and {name_b} are equally accurate on it"
+        else:
+            better, worse = (name_b, name_a) if mean > 0 else (name_a, name_b)
+            claim = f"{better} is {abs(mean):.1f} points more accurate than {worse} on it"
+        return (
+            f"Only one seed (seed {seed}) was trained for both models: {claim}, but a single "
+            "seed shows nothing of how much that difference varies from seed to seed, so it "
+            "may not hold for other seeds."
+        )
+    level = f"{result.confidence * 100:g}% CI"
+    low, high = result.ci_low * 100, result.ci_high * 100
+    std = result.std_difference * 100
+    wins_b, wins_a = result.b_better, result.a_better
+    ties = n - wins_a - wins_b
+    tie_text = f", {ties} tied" if ties else ""
+    if mean < 0:  # state the better model first, with a positive difference
+        name_a, name_b = name_b, name_a
+        low, high = -high, -low
+        wins_a, wins_b = wins_b, wins_a
+    p = _p_text(result.p_value)
+    if round(abs(mean), 1) == 0:
+        return (
+            f"Across {n} seeds, {name_a} and {name_b} are equally accurate on average "
+            f"(difference {abs(mean):.1f} ± {std:.1f} points, paired by seed, {level} "
+            f"{low:.1f} to {high:.1f} points; {name_b} better in {wins_b} of {n} seeds{tie_text}; "
+            f"{p})."
+        )
+    claim = (
+        f"Across {n} seeds, {name_b} is {abs(mean):.1f} ± {std:.1f} points more accurate than "
+        f"{name_a}"
+    )
+    details = (
+        f"paired by seed, {level} {low:.1f} to {high:.1f} points; "
+        f"better in {wins_b} of {n} seeds{tie_text}; {p}"
+    )
+    if low <= 0:  # the interval reaches zero or below: the sign itself is uncertain
+        return (
+            f"{claim} on average ({details}), but the interval includes zero, so these seeds "
+            "do not show that it is reliably the more accurate one."
+        )
+    return f"{claim} ({details})."
+
+
+# --- training curves over seeds ---------------------------------------------------------------
+
+
+def curves(runs: Sequence[Run]) -> pd.DataFrame:
+    """Per epoch, the mean and std (ddof=1) over runs of each history metric.
+
+    Index ``epoch``; columns ``<metric>_mean`` and ``<metric>_std`` for ``HISTORY_METRICS``,
+    and ``n``, the number of runs that reached that epoch (runs may have different lengths).
+    """
+    if not runs:
+        raise ValueError("no runs: need at least one")
+    records = [
+        {"run": i, "epoch": int(r["epoch"]), **{m: r.get(m) for m in HISTORY_METRICS}}
+        for i, run in enumerate(runs)
+        for r in run.history
+    ]
+    frame = pd.DataFrame.from_records(records, columns=["run", "epoch", *HISTORY_METRICS])
+    frame[list(HISTORY_METRICS)] = frame[list(HISTORY_METRICS)].astype(float)
+    grouped = frame.groupby("epoch")
+    result = pd.DataFrame(index=sorted(frame["epoch"].unique()))
+    result.index.name = "epoch"
+    for metric in HISTORY_METRICS:
+        result[f"{metric}_mean"] = grouped[metric].mean()
+        result[f"{metric}_std"] = grouped[metric].std(ddof=1)
+    result["n"] = grouped["run"].nunique()
+    return result
