@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from core import figures, gallery
+from core import gallery
 from core.text import literal
 
 PER_PAGE = 24
@@ -111,7 +111,7 @@ def gallery_ui(
         return
     records = rows.to_dict("records")
     st.image(
-        [figures.image_png(images[int(r["index"])], scale=SCALE) for r in records],
+        [ui.test_image_png(int(r["index"]), SCALE) for r in records],
         caption=[gallery.caption(r, names) for r in records],
         width=28 * SCALE,  # fixed: otherwise each image widens to its caption
         output_format="PNG",

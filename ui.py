@@ -95,6 +95,13 @@ def test_set() -> tuple[np.ndarray, np.ndarray]:
     return data.x_test, data.y_test
 
 
+@st.cache_data(show_spinner=False, max_entries=4096)
+def test_image_png(index: int, scale: int) -> bytes:
+    """Test image ``index`` as PNG bytes, enlarged ``scale`` times (encoded once per server)."""
+    x_test, _ = test_set()
+    return figures.image_png(x_test[index], scale=scale)
+
+
 def _run_label(info: artifacts.RunInfo) -> str:
     m = info.manifest
     p = m["protocol"]
