@@ -5,14 +5,16 @@ What is shown is computed in ``core.gallery``; this module only draws widgets an
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
+import explain_ui
 import ui
 from core import gallery
+from core.artifacts import Run
 from core.text import literal
 
 PER_PAGE = 24
@@ -64,12 +66,18 @@ def load_test_images(y_true) -> np.ndarray | None:
 
 
 def gallery_ui(
-    items: pd.DataFrame, images: np.ndarray, key: str, conf_model: str | None = None
+    items: pd.DataFrame,
+    images: np.ndarray,
+    key: str,
+    conf_model: str | None = None,
+    runs: Mapping[str, Run] | None = None,
 ) -> None:
     """Filters, order, paging and the images of one gallery (rows of ``gallery_items``).
 
     ``conf_model`` fixes the model whose confidence the range filter and the order use (the
-    matrix the cell came from); None lets the reader choose it.
+    matrix the cell came from); None lets the reader choose it. With the gallery's ``runs``,
+    images can be shown with each model's Grad-CAM, narrowed to suspected label errors, and
+    inspected one by one.
     """
     models = gallery.models_of(items)
     names = {model: ui.display_name(model) for model in models}
@@ -97,6 +105,19 @@ def gallery_ui(
     )
     order = far.selectbox("Order", gallery.ORDERS, format_func=ORDER_LABELS.get, key=f"{key}_order")
     shown = gallery.filter_items(items, disagree, (low / 100, high / 100), chosen)
+    cams = False
+    if runs:
+        left, right = st.columns(2)
+        cams = left.toggle(
+            "Show Grad-CAM", key=f"{key}_cams", help=explain_ui.explain.HEATMAP_LEGEND
+        )
+        if right.toggle(
+            "Only suspected label errors",
+            key=f"{key}_suspects",
+            help="Images every model gives the same other class with at least 90% confidence: "
+            "the label may be wrong rather than the models.",
+        ):
+            shown = shown[shown["index"].isin(explain_ui.suspects(runs))]
     shown = gallery.sort_items(shown, chosen, order)
     n_pages = gallery.page(shown, 1, PER_PAGE)[1]
     page_key = f"{key}_page"
@@ -110,9 +131,31 @@ def gallery_ui(
         st.info("No image passes the filters: widen the confidence range or show all.")
         return
     records = rows.to_dict("records")
-    st.image(
-        [ui.test_image_png(int(r["index"]), SCALE) for r in records],
-        caption=[gallery.caption(r, names) for r in records],
-        width=28 * SCALE,  # fixed: otherwise each image widens to its caption
-        output_format="PNG",
-    )
+    if cams:
+        st.caption(explain_ui.strip_caption(runs) + " " + explain_ui.explain.HEATMAP_LEGEND)
+        st.image(
+            [explain_ui.cam_strip_png(runs, int(r["index"])) for r in records],
+            caption=[gallery.caption(r, names) for r in records],
+            width=(28 * explain_ui.TILE_SCALE + explain_ui.GAP) * (len(runs) + 1),
+            output_format="PNG",
+        )
+    else:
+        st.image(
+            [ui.test_image_png(int(r["index"]), SCALE) for r in records],
+            caption=[gallery.caption(r, names) for r in records],
+            width=28 * SCALE,  # fixed: otherwise each image widens to its caption
+            output_format="PNG",
+        )
+    if runs:
+        picked = st.selectbox(
+            "Inspect one image: Grad-CAM for the predicted and the true class, nearest training "
+            "images",
+            [int(r["index"]) for r in records],
+            index=None,
+            placeholder="Pick an image of this page",
+            format_func=lambda i: f"test image {i}",
+            key=f"{key}_inspect",
+        )
+        if picked is not None:
+            with st.container(border=True):
+                explain_ui.image_detail_ui(runs, picked, key=f"{key}_detail")

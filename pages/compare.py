@@ -95,4 +95,4 @@ if part is not None:
     if images is not None:
         members = gallery.part_members(y_true, evals[a].y_pred, evals[b].y_pred, part)
         items = gallery.gallery_items(y_true, {a: runs[a].y_prob, b: runs[b].y_prob}, members)
-        gallery_ui.gallery_ui(items, images, key="compare_gallery")
+        gallery_ui.gallery_ui(items, images, key="compare_gallery", runs=runs)

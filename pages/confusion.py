@@ -99,4 +99,4 @@ if images is not None:
     members = gallery.cell_members(y_true, preds, true_class, pred_class, source)
     items = gallery.gallery_items(y_true, {n: r.y_prob for n, r in runs.items()}, members)
     conf_model = source if source in runs else None
-    gallery_ui.gallery_ui(items, images, key="confusion_gallery", conf_model=conf_model)
+    gallery_ui.gallery_ui(items, images, key="confusion_gallery", conf_model=conf_model, runs=runs)

@@ -3,6 +3,7 @@
 import numpy as np
 import streamlit as st
 
+import explain_ui
 import ui
 from core import figures
 from core.artifacts import RunError
@@ -92,3 +93,10 @@ chart.plotly_chart(figures.probability_figure(probs), width="stretch", key="pred
 for name, prob in probs.items():
     ranks.markdown(f"**{ui.display_name(name)}: top 3**")
     ranks.markdown("\n".join(f"{i}. {c}: {p:.1%}" for i, (c, p) in enumerate(top_k(prob), 1)))
+
+st.subheader("Why: Grad-CAM and the nearest training images")
+explain_ui.input_cams_ui(models, pixels, probs)
+if st.toggle("Show the nearest training images", key="predict_neighbours"):
+    for name, run in runs.items():
+        st.markdown(f"**{ui.display_name(name)}**: nearest training images")
+        explain_ui.nearest_ui(run, pixels, label=None)
