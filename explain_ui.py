@@ -14,7 +14,7 @@ import numpy as np
 import streamlit as st
 
 import ui
-from core import artifacts, explain, neighbours
+from core import artifacts, explain, neighbours, projection
 from core.data import CLASS_NAMES, load_dataset
 
 TILE_SCALE = 4  # 28 px -> 112 px per panel in gallery strips
@@ -226,3 +226,25 @@ def image_detail_ui(runs: Mapping[str, artifacts.Run], index: int, key: str) -> 
         for name, run in runs.items():
             st.markdown(f"**{ui.display_name(name)}**: nearest training images")
             nearest_ui(run, pixels, true)
+
+
+# ----------------------------------------------------------------------------------------------
+# Map of the test set
+
+
+def cached_projection(run: artifacts.Run, method: str):
+    """The run's stored projection by ``method``, or None (never computes)."""
+    return projection.cached(run, method)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _projection(identity: tuple, method: str):
+    run = _run(identity)
+    x_test, _ = ui.test_set()
+    with st.spinner(f"Placing the test images by {method.upper()} (once per run)…"):
+        return projection.project(run, ui.predictor(run), x_test, method)
+
+
+def test_projection(run: artifacts.Run, method: str):
+    """The run's test images in 2-D by ``method``, computed once and kept with the run."""
+    return _projection(_identity(run), method)

@@ -8,6 +8,7 @@ No TensorFlow here.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import numpy as np
@@ -76,11 +77,14 @@ def comparison(run_a: artifacts.Run, run_b: artifacts.Run) -> metrics.Comparison
 
 @st.cache_resource(show_spinner=False, max_entries=256)
 def _figure(builder: str, *args, **kwargs):
-    return getattr(figures, builder)(*args, **kwargs)
+    module, _, name = builder.rpartition(".")
+    source = importlib.import_module(f"core.{module}") if module else figures
+    return getattr(source, name)(*args, **kwargs)
 
 
 def figure(builder: str, *args, **kwargs):
-    """``core.figures.<builder>(*args, **kwargs)``, built once per distinct input and shared.
+    """``core.figures.<builder>(*args, **kwargs)`` (or ``core.<module>.<builder>`` when named
+    "module.builder"), built once per distinct input and shared.
 
     Plotly validates every property as a figure is built (50-400 ms for ours), which would be
     paid again on every click; hashing the inputs costs a few ms. Shared: never modify it.
