@@ -2,8 +2,10 @@
 
 import streamlit as st
 
+import analysis_ui
 import ui
-from core.artifacts import RunError
+from core import figures
+from core.artifacts import RunError, artifacts_root
 from core.data import CLASS_NAMES, first_per_class
 from core.predict import UnsupportedModel
 from core.report import report_table_text
@@ -42,12 +44,40 @@ for column, (name, run) in zip(columns, runs.items(), strict=True):
         )  # fmt: skip
 
 verdict = comparison.verdict(ui.display_name(names[0]), ui.display_name(names[1]))
+st.markdown(analysis_ui.CHOSEN_RUNS_NOTE)
 (st.success if comparison.significant else st.info)(verdict, icon=":material/balance:")
+root = str(artifacts_root())
+collected = analysis_ui.seed_runs(root)
+several = analysis_ui.has_spread(collected)
+if several:
+    summaries = analysis_ui.summaries(collected, root)
+    seed_verdict, clear = analysis_ui.paired_verdict(summaries)
+    st.markdown(analysis_ui.ACROSS_SEEDS_NOTE)
+    (st.success if clear else st.info)(seed_verdict, icon=":material/stacked_line_chart:")
+else:
+    st.caption(analysis_ui.more_seeds_text(collected))
 st.page_link(
     "pages/compare.py",
     label="Details: agreement table, per-class F1",
     icon=":material/compare_arrows:",
 )
+
+if several:
+    st.subheader("Across seeds")
+    st.caption("Each model's test figures over its seeds: mean ± standard deviation (n − 1).")
+    table = analysis_ui.seed_table(summaries)
+    st.container(key="overview_seed_table").dataframe(
+        table, width="stretch", height=ui.table_height(len(table))
+    )
+    chart = ui.figure("seed_metric_figure", summaries, analysis_ui.labels(summaries),
+                      "accuracy", figures.ACCURACY_REFERENCES)  # fmt: skip
+    st.plotly_chart(chart, width="stretch", key="overview_seed_chart")
+    st.caption(figures.BEST_PUBLISHED_NOTE)
+    with st.expander("F1 of each class across seeds"):
+        table = analysis_ui.class_f1_table(summaries)
+        st.container(key="overview_class_f1_table").dataframe(
+            table, width="stretch", height=ui.table_height(len(table))
+        )
 
 st.subheader("The report's figures and ours")
 table = report_table_text(evals)

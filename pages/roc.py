@@ -1,9 +1,12 @@
-"""ROC curves: how well each model ranks one class above the rest, with AUC per class."""
+"""ROC curves: how well each model ranks one class above the rest, with AUC per class; then
+calibration: whether each model is as often right as it is confident."""
 
 import pandas as pd
 import streamlit as st
 
+import analysis_ui
 import ui
+from core.calibration import calibration_text
 from core.data import CLASS_NAMES
 from core.roc import DIFFERENCE, WEAKEST, auc_table, weakest_class
 
@@ -58,3 +61,27 @@ if weakest is not None:
     st.caption(f"Highlighted: {weakest}, the class with the lowest AUC averaged over the models.")
 for column, name in zip(st.columns(len(names) + 2)[: len(names)], names, strict=True):
     column.metric(f"{ui.display_name(name)}: macro AUC", f"{evals[name].macro_auc:.4f}")
+
+st.subheader("Calibration")
+st.caption(
+    "Is each model as often right as it is confident? Test loss (log loss) punishes a mistake "
+    "by how sure the model was, so a few very confident mistakes can give the more accurate "
+    "model the higher test loss."
+)
+calibrations = {name: analysis_ui.calibrate(run) for name, run in runs.items()}
+st.info(calibration_text(calibrations, [labels[n] for n in names]), icon=":material/target:")
+reliabilities = {name: c.reliability for name, c in calibrations.items()}
+st.plotly_chart(
+    ui.figure("reliability_figure", reliabilities, {n: labels[n] for n in names}),
+    width="stretch", key="roc_reliability_chart",
+)  # fmt: skip
+mistakes, ece = st.columns(2)
+table = analysis_ui.mistakes_table(calibrations)
+mistakes.container(key="roc_mistakes_table").dataframe(
+    analysis_ui.styled_mistakes(table), width="stretch", height=ui.table_height(len(table))
+)
+table = analysis_ui.ece_table(calibrations)
+ece.container(key="roc_ece_table").dataframe(
+    table.style.format("{:.2%}"), width="stretch", height=ui.table_height(len(table))
+)
+ece.caption(analysis_ui.ECE_CAPTION)

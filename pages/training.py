@@ -4,10 +4,10 @@ import time
 
 import streamlit as st
 
+import analysis_ui
 import ui
 from core import artifacts, figures, jobs
 from core.models import MODEL_NAMES
-from core.report import REPORT
 from core.text import literal
 from core.train import REPORT_BATCH_SIZE, REPORT_EPOCHS, TrainConfig
 
@@ -27,6 +27,7 @@ for model in MODEL_NAMES:
 active = any(job.running for job in live.values())
 if st.session_state.get(ACTIVE) and not active:
     ui.list_runs.clear()  # a training just ended: its run may be new
+    analysis_ui.seed_runs.clear()
 st.session_state[ACTIVE] = active
 runs = ui.selected_runs()  # no guard: this is the page that makes runs
 
@@ -100,24 +101,33 @@ live_ui()
 
 st.subheader("Curves of finished runs")
 metric = st.radio("Metric", figures.METRICS, horizontal=True, key="train_metric")
-infos = {(m, i.run_id): i for m in MODEL_NAMES for i in ui.list_runs(m, str(root)) if i.ok}
-picked = {(m, r.run_id) for m, r in runs.items() if r is not None}
-extra = st.multiselect(
-    "Overlay other runs", [k for k in infos if k not in picked], key="train_overlay",
-    format_func=lambda k: f"{ui.display_name(k[0])}: {jobs.run_label(infos[k])}",
-)  # fmt: skip
-shown = {m: replay(m, rid, str(root)) for m, rid in sorted(picked)}
-shown |= {f"{ui.display_name(m)} {rid}": replay(m, rid, str(root)) for m, rid in extra}
-if shown:
-    references = {m: REPORT[m][metric] for m, _ in picked if m in REPORT}
-    fig = ui.figure(
-        "training_curves_figure", **jobs.figure_inputs(shown), metric=metric, references=references
-    )
-    st.plotly_chart(fig, width="stretch", key="train_replay_chart")
-    st.caption("Dotted lines: the report's final test figures. Held-out test curves are "
-               "monitoring only; nothing is selected on them.")  # fmt: skip
+collected = analysis_ui.seed_runs(str(root))
+seeded = any(collected.values())
+bands = st.toggle(
+    "All seeds of the report's protocol, mean ± std", key="train_seed_bands", disabled=not seeded,
+    help=None if analysis_ui.has_spread(collected) else analysis_ui.more_seeds_text(collected),
+) and seeded  # fmt: skip
+if bands:
+    curves = analysis_ui.seed_curves(collected, str(root))
+    fig = ui.figure("seed_curves_figure", curves, analysis_ui.labels(curves), metric,
+                    analysis_ui.references(metric))  # fmt: skip
+    st.plotly_chart(fig, width="stretch", key="train_seed_chart")
+    st.caption(analysis_ui.curves_caption(metric))
 else:
-    st.info("No finished run yet: train one above.")
+    infos = {(m, i.run_id): i for m in MODEL_NAMES for i in ui.list_runs(m, str(root)) if i.ok}
+    picked = {(m, r.run_id) for m, r in runs.items() if r is not None}
+    extra = st.multiselect(
+        "Overlay other runs", [k for k in infos if k not in picked], key="train_overlay",
+        format_func=lambda k: f"{ui.display_name(k[0])}: {jobs.run_label(infos[k])}",
+    )  # fmt: skip
+    shown = {m: replay(m, rid, str(root)) for m, rid in sorted(picked)}
+    shown |= {f"{ui.display_name(m)} {rid}": replay(m, rid, str(root)) for m, rid in extra}
+    if shown:
+        fig = analysis_ui.training_curves_figure(jobs.figure_inputs(shown), metric)
+        st.plotly_chart(fig, width="stretch", key="train_replay_chart")
+        st.caption(analysis_ui.curves_caption(metric))
+    else:
+        st.info("No finished run yet: train one above.")
 
 st.subheader("Default runs")
 st.caption("The run each model opens with, in every new session.")

@@ -26,9 +26,16 @@ def open_page() -> AppTest:
     return at
 
 
+ROC_CHARTS = ("roc_full", "roc_zoom", "roc_grid")  # not the calibration section's chart
+
+
 def charts(at: AppTest) -> list[dict]:
-    """Every plotly chart on the page as its figure dict, in page order."""
-    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+    """Every ROC chart on the page as its figure dict, in page order."""
+    return [
+        json.loads(el.proto.spec)
+        for el in at.get("plotly_chart")
+        if el.proto.id.rsplit("-", 1)[-1] in ROC_CHARTS
+    ]
 
 
 def array(value) -> np.ndarray:
