@@ -248,3 +248,62 @@ def styled_mistakes(table: pd.DataFrame):
     return table.style.format("{:.2%}", subset=pd.IndexSlice[shares, :], na_rep="–").format(
         "{:.4f}", subset=pd.IndexSlice[loss, :], na_rep="–"
     )
+
+
+# --- the shareable report ---------------------------------------------------------------------
+
+
+def report_sections(runs: Mapping[str, artifacts.Run]) -> list:
+    """The comparison of the chosen runs (core.export), then calibration and the seeds."""
+    from core import export
+
+    names = labels(runs)
+    sections = export.comparison_sections(runs, names)
+    results = {model: calibrate(run) for model, run in runs.items()}
+    sections.append(
+        export.Section(
+            "Calibration",
+            [calibration.calibration_text(results, names), ECE_CAPTION],
+            [mistakes_table(results), ece_table(results)],
+            [figures.reliability_figure({m: c.reliability for m, c in results.items()}, names)],
+        )
+    )
+    root = str(next(iter(runs.values())).path.parent.parent)
+    collected = seed_runs(root)
+    if has_spread(collected):
+        found = summaries(collected, root)
+        verdict, _ = paired_verdict(found)
+        sections.append(
+            export.Section(
+                "Seeds",
+                [ACROSS_SEEDS_NOTE.replace("**", ""), verdict, figures.BEST_PUBLISHED_NOTE],
+                [seed_table(found), class_f1_table(found)],
+                [
+                    figures.seed_metric_figure(
+                        found, labels(found), "accuracy", references("accuracy", list(found))
+                    )
+                ],
+            )
+        )
+    else:
+        sections.append(export.Section("Seeds", [more_seeds_text(collected)]))
+    return sections
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _report(ids: tuple, root: str, _runs: Mapping[str, artifacts.Run]) -> str:
+    from core import export
+
+    meta = export.report_meta(_runs, labels(_runs))
+    return export.report_html(
+        "Fashion-MNIST: baseline vs residual CNN", report_sections(_runs), meta
+    )
+
+
+def report_html(runs: Mapping[str, artifacts.Run]) -> str:
+    """The comparison as one self-contained HTML file (plotly.js inlined), cached per runs."""
+    root = str(next(iter(runs.values())).path.parent.parent)
+    ids = tuple(
+        (r.model, r.run_id, ui._stamp(Path(root), r.model, r.run_id)) for r in runs.values()
+    )
+    return _report(ids, root, runs)

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+import analysis_ui
 import gallery_ui
 import ui
 from core import comparison as tables
@@ -63,6 +64,12 @@ st.download_button(
     "Download the comparison (CSV)", tables.comparison_csv(evals[a], evals[b], result, a, b),
     file_name=f"compare_{runs[a].run_id}_{runs[b].run_id}.csv", mime="text/csv",
     key="compare_download", icon=":material/download:",
+)  # fmt: skip
+st.download_button(
+    "Download the report (one HTML file)", lambda: analysis_ui.report_html(runs),
+    file_name=f"report_{runs[a].run_id}_{runs[b].run_id}.html", mime="text/html",
+    key="compare_report_download", icon=":material/description:",
+    help="Metrics, statistics, calibration, seeds and the main figures; opens offline.",
 )  # fmt: skip
 st.plotly_chart(
     ui.figure("f1_bars_figure", {n: e.report for n, e in evals.items()}), key="compare_f1"

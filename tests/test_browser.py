@@ -61,15 +61,19 @@ GALLERY_PER_PAGE = 24  # gallery_ui.PER_PAGE (not imported: it imports Streamlit
 # element. Plotly draws heatmaps as an <image>, lines as path.js-line, bars as .trace.bars.
 PAGES = {
     "overview": ("/", ['[data-testid="stGraphVizChart"] svg g.node',
-                       ".st-key-sample_grid .imagelayer image"]),
+                       ".st-key-sample_grid .imagelayer image",
+                       ".st-key-overview_seed_chart .scatterlayer .point"]),
     "training": ("/training", [".st-key-train_replay_chart .scatterlayer path.js-line"]),
     "confusion": ("/confusion", ['[class*="st-key-confusion_chart_baseline_"] .heatmaplayer image',
                                  '[class*="st-key-confusion_chart_residual_"] .heatmaplayer image']),
     "roc": ("/roc", [".st-key-roc_full .scatterlayer path.js-line",
-                     ".st-key-roc_zoom .scatterlayer path.js-line"]),
+                     ".st-key-roc_zoom .scatterlayer path.js-line",
+                     ".st-key-roc_reliability_chart .scatterlayer path.js-line"]),
     "compare": ("/compare", [".st-key-compare_f1 .barlayer .trace.bars path",
                              '[class*="st-key-agreement_chart_"] .heatmaplayer image']),
-    "predict": ("/predict", [".st-key-predict_probs .barlayer .trace.bars path"]),
+    "predict": ("/predict", [".st-key-predict_probs .barlayer .trace.bars path",
+                             '[data-testid="stImageCaption"]:text-matches("why ")']),
+    "map": ("/map", ['[class*="st-key-map_chart_"] .scatterlayer path.point']),
 }  # fmt: skip
 
 
@@ -549,3 +553,55 @@ def test_run_picker_changes_overview(tab, app_url, browser_root, other_baseline_
     settle(tab)
     assert accuracy.inner_text() == want
     assert_no_exception(tab)
+
+
+# ----------------------------------------------------------------------------------------------
+# 7. Why a prediction: Grad-CAM in the gallery, one image inspected; the map; the HTML report
+
+
+def test_gallery_grad_cam_and_inspecting_an_image(tab, app_url):
+    open_page(tab, app_url, "/confusion")
+    images = tab.locator('[data-testid="stMain"] [data-testid="stImage"] img')
+    images.first.wait_for()
+    plain_width = images.first.evaluate("img => img.naturalWidth")
+    tab.locator(".st-key-confusion_gallery_cams").get_by_text("Show Grad-CAM").click()
+    tab.get_by_text(re.compile(r"^Each strip: the image, then Grad-CAM")).wait_for()
+    settle(tab)
+    strip_width = images.first.evaluate("img => img.naturalWidth")
+    assert plain_width == 28 * 6 and strip_width == 3 * 28 * 4 + 2 * 4  # image + two maps
+    tab.locator(".st-key-confusion_gallery_inspect [role='combobox']").click()
+    option = tab.get_by_role("option").first
+    index = int(option.inner_text().removeprefix("test image "))
+    option.click()
+    tab.get_by_text(f"Test image {index}", exact=False).first.wait_for()
+    settle(tab)
+    for model in MODEL_NAMES:  # each model's map for its prediction (and the true class)
+        tab.get_by_text(re.compile(rf"^{re.escape(NAMES[model])}: ")).first.wait_for()
+    assert tab.get_by_text(re.compile(r"^why ")).count() >= len(MODEL_NAMES)
+    assert_no_exception(tab)
+
+
+def test_map_click_on_a_point_inspects_it(tab, app_url):
+    open_page(tab, app_url, "/map")
+    chart = tab.locator('[class*="st-key-map_chart_"]')
+    point = chart.locator(".scatterlayer .trace").first.locator("path.point").first
+    point.wait_for()
+    chart.scroll_into_view_if_needed()
+    box = point.bounding_box()
+    tab.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    heading = tab.get_by_role("heading", name=re.compile(r"^Test image \d+: "))
+    heading.wait_for()
+    settle(tab)
+    tab.get_by_text(re.compile(r"^why ")).first.wait_for()
+    assert_no_exception(tab)
+
+
+def test_report_downloads_as_one_self_contained_html(tab, app_url):
+    open_page(tab, app_url, "/compare")
+    with tab.expect_download() as download:
+        tab.locator(".st-key-compare_report_download button").click()
+    html = Path(download.value.path()).read_text(encoding="utf-8")
+    assert html.lstrip().lower().startswith("<!doctype html>")
+    assert html.count("plotly.js") >= 1 and "<script src=\"http" not in html
+    for section in ("Test metrics", "Confusion", "Calibration", "Seeds"):
+        assert section in html, section

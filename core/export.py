@@ -1,0 +1,368 @@
+"""A shareable report: one self-contained HTML file that opens offline in any browser.
+
+``report_html`` lays out ``Section``s (paragraphs, tables, Plotly figures) under a header that
+says when, from which runs and with which library versions the report was made, with a table of
+contents. All text is escaped; plotly.js is inlined once, with the first figure, so the file
+needs no network. ``comparison_sections`` builds the comparison of stored runs from
+``core.metrics`` and the ``core.figures`` builders; more sections (seeds, calibration) are
+appended to its list. No Streamlit, no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import html
+import platform
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from core import comparison as comparison_tables
+from core.artifacts import Run
+from core.data import CLASS_NAMES
+from core.figures import (
+    confusion_figure,
+    f1_bars_figure,
+    model_label,
+    roc_figure,
+    training_curves_figure,
+)
+from core.metrics import Comparison, Evaluation, compare, evaluate
+from core.report import SHIRT
+from core.roc import auc_table
+
+FIGURE_CONFIG = {"displaylogo": False, "responsive": True}
+VERSION_PACKAGES = ("numpy", "pandas", "scikit-learn", "scipy", "plotly")
+RUNS_TITLE = "Runs"
+METRICS_TITLE = "Test metrics"
+STATISTICS_TITLE = "Is the difference real?"
+CONFUSION_TITLE = "Confusion matrices"
+ROC_TITLE = "ROC curve for Shirt"
+F1_TITLE = "Per-class precision, recall and F1"
+TRAINING_TITLE = "Training curves"
+
+_STYLE = """
+body { font-family: "Source Sans Pro", "Segoe UI", Helvetica, Arial, sans-serif;
+       color: #262730; max-width: 1100px; margin: 0 auto; padding: 1.5rem; line-height: 1.45; }
+header { border-bottom: 1px solid #ddd; margin-bottom: 1rem; }
+dl.meta { display: grid; grid-template-columns: max-content 1fr; gap: 0.2rem 1rem; }
+dl.meta dt { font-weight: 600; }
+dl.meta dd { margin: 0; }
+dl.meta ul { margin: 0; padding-left: 1.1rem; }
+nav ol { padding-left: 1.4rem; }
+section { margin: 2rem 0; }
+table.dataframe { border-collapse: collapse; margin: 0.8rem 0; font-size: 0.9rem; }
+table.dataframe th, table.dataframe td { border: 1px solid #ddd; padding: 0.25rem 0.55rem; }
+table.dataframe td { text-align: right; font-variant-numeric: tabular-nums; }
+table.dataframe thead th { background: #f4f6fa; }
+.table-wrap { overflow-x: auto; }
+.figure { margin: 1rem 0; }
+""".strip()
+
+
+@dataclass
+class Section:
+    """One part of a report: its paragraphs, then its tables, then its figures, in order."""
+
+    title: str
+    paragraphs: list[str] = field(default_factory=list)
+    tables: list[pd.DataFrame] = field(default_factory=list)
+    figures: list[go.Figure] = field(default_factory=list)
+
+
+def _text(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _format_number(value: float) -> str:
+    # Four decimals line up in a column; tiny values (p-values) keep their significant digits.
+    if value == 0 or 1e-4 <= abs(value) < 1e6:
+        return f"{value:.4f}"
+    return f"{value:.3g}"
+
+
+def _table_html(table: pd.DataFrame) -> str:
+    # escape=True (pandas' default, spelled out): cells, column and index labels are text.
+    body = table.to_html(escape=True, border=0, float_format=_format_number, na_rep="n/a")
+    return f'<div class="table-wrap">{body}</div>'
+
+
+def _meta_value(value: object) -> str:
+    if isinstance(value, Mapping):
+        items = "".join(f"<li>{_text(k)}: {_text(v)}</li>" for k, v in value.items())
+        return f"<ul>{items}</ul>"
+    if isinstance(value, list | tuple):
+        return "<ul>" + "".join(f"<li>{_text(v)}</li>" for v in value) + "</ul>"
+    return _text(value)
+
+
+def _header(title: str, meta: Mapping) -> str:
+    generated = meta.get("generated") or datetime.now(UTC)
+    if isinstance(generated, datetime):
+        generated = generated.isoformat(timespec="seconds")
+    rows = [("Generated", generated)]
+    for key in ("runs", "versions"):
+        if key in meta:
+            rows.append((key.capitalize(), meta[key]))
+    rows += [
+        (key, value) for key, value in meta.items() if key not in ("generated", "runs", "versions")
+    ]
+    items = "".join(f"<dt>{_text(k)}</dt><dd>{_meta_value(v)}</dd>" for k, v in rows)
+    return f'<header><h1>{_text(title)}</h1><dl class="meta">{items}</dl></header>'
+
+
+def report_html(title: str, sections: list[Section], meta: Mapping | None = None) -> str:
+    """The whole report as one HTML5 document (str), readable offline.
+
+    ``meta``: ``generated`` (datetime or text; now when absent), ``runs`` and ``versions``
+    (mappings or lists, shown as lists), and any other key, shown as it is.
+    """
+    meta = dict(meta or {})
+    toc = "".join(
+        f'<li><a href="#section-{i}">{_text(section.title)}</a></li>'
+        for i, section in enumerate(sections, 1)
+    )
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_text(title)}</title>",
+        f"<style>\n{_STYLE}\n</style>",
+        "</head>",
+        "<body>",
+        _header(title, meta),
+        f"<nav><h2>Contents</h2><ol>{toc}</ol></nav>",
+        "<main>",
+    ]
+    plotly_js_done = False
+    for i, section in enumerate(sections, 1):
+        parts.append(f'<section id="section-{i}">')
+        parts.append(f"<h2>{_text(section.title)}</h2>")
+        parts.extend(f"<p>{_text(paragraph)}</p>" for paragraph in section.paragraphs)
+        parts.extend(_table_html(table) for table in section.tables)
+        for k, figure in enumerate(section.figures, 1):
+            # plotly.js (~4.8 MB) goes in once, before the first figure that needs it.
+            # Figure text reaches the page as JSON with <, > and / escaped by plotly.
+            div = figure.to_html(
+                full_html=False,
+                include_plotlyjs=not plotly_js_done,
+                include_mathjax=False,
+                div_id=f"figure-{i}-{k}",
+                config=FIGURE_CONFIG,
+            )
+            plotly_js_done = True
+            parts.append(f'<div class="figure">{div}</div>')
+        parts.append("</section>")
+    parts += ["</main>", "</body>", "</html>", ""]
+    return "\n".join(parts)
+
+
+# ----------------------------------------------------------------------------------------------
+# The comparison of stored runs
+
+
+def _versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in VERSION_PACKAGES:
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def _label(key: str, names: Mapping[str, str]) -> str:
+    return names.get(key) or model_label(key)
+
+
+def report_meta(runs: Mapping[str, Run], names: Mapping[str, str] | None = None) -> dict:
+    """The header of a comparison report: the runs it shows and the versions that made it."""
+    names = names or {}
+    return {
+        "generated": datetime.now(UTC),
+        "runs": {_label(key, names): f"{run.model}/{run.run_id}" for key, run in runs.items()},
+        "versions": _versions(),
+    }
+
+
+def _runs_section(runs: Mapping[str, Run], names: Mapping[str, str]) -> Section:
+    rows = {}
+    for key, run in runs.items():
+        protocol = run.manifest["protocol"]
+        trained = run.manifest.get("versions", {})
+        rows[_label(key, names)] = {
+            "model": run.model,
+            "run id": run.run_id,
+            "epochs": protocol.get("epochs"),
+            "batch size": protocol.get("batch_size"),
+            "seed": protocol.get("seed"),
+            "training images": protocol.get("train_limit") or protocol.get("train_images"),
+            "follows the report": "yes" if run.follows_report else "no",
+            "trained with": ", ".join(f"{k} {v}" for k, v in trained.items()) or "n/a",
+        }
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "run"
+    return Section(
+        RUNS_TITLE,
+        ["Every number below is computed from these runs' stored test-set predictions."],
+        [table],
+    )
+
+
+def _metrics_section(evaluations: Mapping[str, Evaluation], names: Mapping[str, str]) -> Section:
+    rows = {}
+    for key, ev in evaluations.items():
+        rows[_label(key, names)] = {
+            "test images": ev.n,
+            "accuracy": ev.accuracy,
+            "log loss": ev.loss,
+            "macro AUC": ev.macro_auc,
+            "Shirt F1": float(ev.report.loc["Shirt", "f1"]),
+            "Shirt AUC": ev.roc[SHIRT].auc,
+            "hardest class (lowest F1)": ev.hardest_class,
+        }
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "run"
+    paragraphs = [
+        "Accuracy and log loss on the held-out test set; AUC is one class against the rest, "
+        "averaged over the ten classes (macro)."
+    ]
+    return Section(METRICS_TITLE, paragraphs, [table, auc_table(dict(evaluations))])
+
+
+def _statistics_section(
+    comparisons: Mapping[tuple[str, str], Comparison], names: Mapping[str, str]
+) -> Section:
+    paragraphs = [
+        "Both models classified the same test images, so they are compared image by image: "
+        "McNemar's exact test asks whether the images only one model gets right split evenly "
+        "between the two, and a paired bootstrap over the images gives a confidence interval "
+        "for the accuracy difference."
+    ]
+    rows = []
+    for (key_a, key_b), result in comparisons.items():
+        label_a, label_b = _label(key_a, names), _label(key_b, names)
+        paragraphs.append(result.verdict(label_a, label_b))
+        rows.append(
+            {
+                "A": label_a,
+                "B": label_b,
+                "accuracy A": result.accuracy_a,
+                "accuracy B": result.accuracy_b,
+                "difference B - A": result.difference,
+                f"{1 - result.alpha:.0%} CI low": result.ci_low,
+                f"{1 - result.alpha:.0%} CI high": result.ci_high,
+                "McNemar p": result.mcnemar_p,
+                "both right": result.agreement["both_right"],
+                "only A right": result.agreement["only_a"],
+                "only B right": result.agreement["only_b"],
+                "both wrong": result.agreement["both_wrong"],
+            }
+        )
+    return Section(STATISTICS_TITLE, paragraphs, [pd.DataFrame(rows).set_index(["A", "B"])])
+
+
+def _static(figure: go.Figure, subtitle: str) -> go.Figure:
+    """Replace a dashboard hint ("click a cell") that means nothing in a file."""
+    figure.update_layout(title_subtitle_text=subtitle)
+    return figure
+
+
+def comparison_sections(
+    runs: Mapping[str, Run], names: Mapping[str, str] | None = None
+) -> list[Section]:
+    """Sections comparing stored runs: runs, metrics, paired statistics (the first run against
+    each other one), confusion matrices, the Shirt ROC curve, per-class F1, training curves.
+
+    ``runs`` keys are the names figures colour and label by (registry model names give the
+    dashboard's colours); ``names`` optionally maps a key to the label used in text and tables.
+    """
+    if not runs:
+        raise ValueError("comparison_sections needs at least one run")
+    names = dict(names or {})
+    keys = list(runs)
+    y_true = runs[keys[0]].y_true
+    for key in keys[1:]:
+        if not np.array_equal(runs[key].y_true, y_true):
+            raise ValueError(
+                f"{_label(key, names)} was evaluated on other test labels than "
+                f"{_label(keys[0], names)}: the runs cannot be compared image by image"
+            )
+    evaluations = {key: evaluate(run.y_true, run.y_prob) for key, run in runs.items()}
+    sections = [_runs_section(runs, names), _metrics_section(evaluations, names)]
+    if len(keys) > 1:
+        comparisons = {
+            (keys[0], key): compare(y_true, runs[keys[0]].y_prob, runs[key].y_prob)
+            for key in keys[1:]
+        }
+        sections.append(_statistics_section(comparisons, names))
+    sections.append(
+        Section(
+            CONFUSION_TITLE,
+            ["Rows are the true class, columns the predicted class; the diagonal is correct."],
+            figures=[
+                _static(
+                    confusion_figure(ev.confusion, f"{_label(key, names)}: confusion matrix"),
+                    "Number of test images",
+                )
+                for key, ev in evaluations.items()
+            ],
+        )
+    )
+    shirt = CLASS_NAMES[SHIRT]
+    curves = {key: ev.roc[SHIRT] for key, ev in evaluations.items()}
+    sections.append(
+        Section(
+            ROC_TITLE,
+            [
+                f"{shirt} is the class the course report found hardest. The curve shows the "
+                "true positive rate against the false positive rate as the threshold on the "
+                f"{shirt} probability moves; the second plot zooms into its top-left corner."
+            ],
+            figures=[roc_figure(curves, shirt), roc_figure(curves, shirt, zoom=True)],
+        )
+    )
+    f1_tables = []
+    if len(keys) > 1:
+        ev_a, ev_b = evaluations[keys[0]], evaluations[keys[1]]
+        f1_tables.append(comparison_tables.report_table(ev_a, ev_b, keys[0], keys[1]))
+    else:
+        f1_tables.append(evaluations[keys[0]].report)
+    sections.append(
+        Section(
+            F1_TITLE,
+            ["Δ columns: the second run minus the first."] if len(keys) > 1 else [],
+            f1_tables,
+            [f1_bars_figure({key: ev.report for key, ev in evaluations.items()})],
+        )
+    )
+    histories = {key: run.history for key, run in runs.items()}
+    sections.append(
+        Section(
+            TRAINING_TITLE,
+            [
+                "Per epoch: training (solid) and held-out test (dashed). The test curve is for "
+                "monitoring only; training does not use it."
+            ],
+            figures=[
+                training_curves_figure(histories, metric="accuracy"),
+                training_curves_figure(histories, metric="loss"),
+            ],
+        )
+    )
+    return sections
+
+
+def comparison_report(
+    runs: Mapping[str, Run],
+    names: Mapping[str, str] | None = None,
+    title: str = "Fashion-MNIST: model comparison",
+) -> str:
+    """The comparison of ``runs`` as one self-contained HTML document."""
+    return report_html(title, comparison_sections(runs, names), report_meta(runs, names))

@@ -1,0 +1,153 @@
+"""The projection map as a Plotly figure, and reading a Streamlit selection on it back to images.
+
+No maths: ``core.projection`` computes the coordinates, ``core.metrics`` the predictions. The
+page passes ``on_select="rerun", selection_mode=("points", "box", "lasso")`` to
+``st.plotly_chart`` and turns the event into test-image indices with ``selected_indices``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from core.figures import _apply_layout
+from core.projection import Projection
+
+# CARTO "Safe" (plotly.colors.qualitative.Safe), made to stay distinct with colour-vision
+# deficiencies; Okabe & Ito has only eight colours, and the grey it ends with is left out.
+CLASS_COLORS = (
+    "#88CCEE",
+    "#CC6677",
+    "#DDCC77",
+    "#117733",
+    "#332288",
+    "#AA4499",
+    "#44AA99",
+    "#999933",
+    "#882255",
+    "#661100",
+)
+MISTAKE_NAME = "misclassified"
+POINT_SIZE = 4
+MISTAKE_SIZE = 7
+
+
+def _axis_titles(proj: Projection) -> tuple[str, str]:
+    if proj.method == "pca" and proj.explained_variance is not None:
+        first, second = proj.explained_variance
+        return f"PC 1 ({first:.0%} of variance)", f"PC 2 ({second:.0%} of variance)"
+    label = proj.method.upper()
+    return f"{label} 1", f"{label} 2"
+
+
+def projection_figure(
+    proj: Projection,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    class_names: Sequence[str],
+    title: str,
+) -> go.Figure:
+    """Every test image as a dot coloured by its true class (one legend entry per class), the
+    misclassified ones ringed in black (their own legend entry, so they can be hidden).
+
+    Each point's ``customdata`` is ``[image index, true class name, predicted class name]``;
+    ``selected_indices`` reads the indices back from a Streamlit selection.
+    """
+    coords = np.asarray(proj.coords)
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    n = len(coords)
+    if coords.shape != (n, 2) or y_true.shape != (n,) or y_pred.shape != (n,):
+        raise ValueError(
+            f"coords {coords.shape}, y_true {y_true.shape} and y_pred {y_pred.shape} must "
+            "describe the same images: (n, 2), (n,), (n,)"
+        )
+    if len(class_names) > len(CLASS_COLORS):
+        raise ValueError(f"at most {len(CLASS_COLORS)} classes, got {len(class_names)}")
+    names = np.asarray(class_names, dtype=object)
+    fig = go.Figure()
+    hover = (
+        "image #%{customdata[0]}<br>true: %{customdata[1]}<br>predicted: %{customdata[2]}"
+        "<extra></extra>"
+    )
+
+    def points(index: np.ndarray) -> dict:
+        # Plain lists: numpy rows would reach Streamlit as dicts keyed "0", "1", "2".
+        customdata = [[int(i), str(names[y_true[i]]), str(names[y_pred[i]])] for i in index]
+        return {"x": coords[index, 0], "y": coords[index, 1], "customdata": customdata}
+
+    for k, class_name in enumerate(class_names):
+        index = np.flatnonzero(y_true == k)
+        fig.add_trace(
+            go.Scatter(
+                **points(index),
+                mode="markers",
+                name=str(class_name),
+                marker={"color": CLASS_COLORS[k], "size": POINT_SIZE, "opacity": 0.8},
+                hovertemplate=hover,
+            )
+        )
+    wrong = np.flatnonzero(y_true != y_pred)
+    fig.add_trace(
+        go.Scatter(
+            **points(wrong),
+            mode="markers",
+            name=f"{MISTAKE_NAME} ({len(wrong):,})",
+            marker={
+                "symbol": "circle-open",
+                "color": "black",
+                "size": MISTAKE_SIZE,
+                "line": {"width": 1},
+            },
+            hovertemplate=hover,
+        )
+    )
+    x_title, y_title = _axis_titles(proj)
+    # The axes' units mean nothing by themselves; only distances between points do.
+    fig.update_xaxes(title=x_title, showticklabels=False, zeroline=False)
+    fig.update_yaxes(title=y_title, showticklabels=False, zeroline=False)
+    return _apply_layout(
+        fig,
+        title,
+        height=600,
+        subtitle="One dot per test image, coloured by its true class; black rings: mistakes",
+        clickmode="event+select",
+        dragmode="lasso",
+        hovermode="closest",
+        legend_itemsizing="constant",
+    )
+
+
+def _points(selection_event) -> list:
+    try:
+        points = selection_event["selection"]["points"]
+    except (KeyError, TypeError, IndexError):
+        try:
+            points = selection_event.selection.points
+        except AttributeError:
+            return []
+    return list(points or [])
+
+
+def selected_indices(selection_event) -> list[int]:
+    """Test-image indices of the points selected in ``projection_figure``, in selection order,
+    each once (an image can be selected both as its class's dot and as a mistake's ring)."""
+    indices: list[int] = []
+    seen: set[int] = set()
+    for point in _points(selection_event):
+        if not isinstance(point, Mapping):
+            continue
+        data = point.get("customdata")
+        if isinstance(data, Mapping):  # a numpy row arrives keyed by position: {"0": .., ...}
+            data = [data[key] for key in sorted(data, key=int)]
+        if isinstance(data, Sequence) and not isinstance(data, str) and data:
+            data = data[0]
+        try:
+            index = int(data)
+        except (TypeError, ValueError):
+            continue
+        if index >= 0 and index not in seen:
+            seen.add(index)
+            indices.append(index)
+    return indices

@@ -1,0 +1,319 @@
+"""A 2-D map of the test images as one model sees them: its penultimate-layer features, projected.
+
+PCA (scikit-learn) is always available and takes a fraction of a second; UMAP (umap-learn, an
+optional dependency built on numba) shows clusters better but takes tens of seconds. Either is
+computed once per run and method and kept in ``<run>/cache/projection-<method>.npz``, keyed on
+the model file's SHA-256 (from the run's manifest), the method and its parameters, and the test
+images' SHA-256; any mismatch recomputes. A run folder that cannot be written (read-only disk,
+no permission) still gets its projection, just not cached. No TensorFlow and no Streamlit here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import secrets
+import sys
+import time
+import types
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.artifacts import MODEL_FILE, Run
+from core.data import IMAGE_SHAPE, normalise
+from core.predict import NumpyModel, load_predictor
+
+METHODS = ("pca", "umap")
+CACHE_DIR = "cache"
+CACHE_FORMAT = 1
+MAX_CACHE_BYTES = 64 << 20  # a 10,000-point map is ~100 kB; anything far larger is not ours
+# Features are not standardised before PCA: they are ReLU activations of one layer, all in the
+# same units, so their variances are meaningful. Scaling each to unit variance would blow up
+# nearly-dead units (almost always 0) into as much weight as the units that carry the signal.
+PCA_PARAMS = {"n_components": 2, "standardise": False, "svd_solver": "full"}
+UMAP_PARAMS = {
+    "n_components": 2,
+    "n_neighbors": 15,
+    "min_dist": 0.1,
+    "metric": "euclidean",
+    "random_state": 0,  # fixed: the same run always gives the same map (single-threaded)
+}
+PARAMS = {"pca": PCA_PARAMS, "umap": UMAP_PARAMS}
+UMAP_PACKAGES = ("umap", "numba", "pynndescent")
+UMAP_INSTALL = "pip install umap-learn==0.5.12"
+
+log = logging.getLogger(__name__)
+
+
+class ProjectionUnavailable(RuntimeError):
+    """The method's library is not installed (or fails to import); the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Projection:
+    """Test images placed on a plane: row i of ``coords`` is test image i."""
+
+    method: str
+    coords: np.ndarray = field(repr=False)  # (n, 2) float32
+    explained_variance: tuple[float, float] | None  # PCA: share of the variance per axis
+    params: dict
+    seconds: float  # time it took to compute (features and projection), as measured then
+    from_cache: bool = False
+
+    @property
+    def n(self) -> int:
+        return len(self.coords)
+
+
+def available_methods() -> tuple[str, ...]:
+    """The methods that can run here. UMAP counts when its packages are installed; this only
+    looks them up (importing numba takes seconds), so a broken install fails in ``project``."""
+    ok = all(importlib.util.find_spec(name) is not None for name in UMAP_PACKAGES)
+    return METHODS if ok else ("pca",)
+
+
+def _check_method(method: str) -> str:
+    if method not in METHODS:
+        raise ValueError(f"unknown projection method {method!r}; expected one of {METHODS}")
+    return method
+
+
+def _check_images(run: Run, x_test_uint8: np.ndarray) -> np.ndarray:
+    x = np.asarray(x_test_uint8)
+    if x.dtype != np.uint8 or x.shape[1:] != IMAGE_SHAPE:
+        raise ValueError(
+            f"expected the test images as uint8 (n, {IMAGE_SHAPE[0]}, {IMAGE_SHAPE[1]}), "
+            f"got {x.dtype} {x.shape}"
+        )
+    if len(x) != len(run.y_true):
+        raise ValueError(
+            f"{run.model}/{run.run_id} has predictions for {len(run.y_true)} test images, "
+            f"got {len(x)} images: pass the test set the run was evaluated on"
+        )
+    return x
+
+
+def test_features(run: Run, model: NumpyModel | None, x_test_uint8: np.ndarray) -> np.ndarray:
+    """The penultimate layer's activations (n, k) float32 for the run's test images.
+
+    ``model`` is the run's ``NumpyModel`` (loaded from the run, checksum checked, when None).
+    """
+    x = _check_images(run, x_test_uint8)
+    model = load_predictor(run) if model is None else model
+    return model.penultimate(normalise(x))  # (n, k)
+
+
+test_features.__test__ = False  # a name pytest would otherwise collect where it is imported
+
+
+# ----------------------------------------------------------------------------------------------
+# The maths
+
+
+def _pca(features: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
+    from sklearn.decomposition import PCA
+
+    pca = PCA(n_components=PCA_PARAMS["n_components"], svd_solver=PCA_PARAMS["svd_solver"])
+    coords = pca.fit_transform(features.astype(np.float64))  # (n, 2)
+    ratio = pca.explained_variance_ratio_
+    return coords.astype(np.float32), (float(ratio[0]), float(ratio[1]))
+
+
+def _import_umap():
+    """The ``umap`` package, imported without TensorFlow.
+
+    ``umap/__init__.py`` tries ``umap.parametric_umap``, which imports TensorFlow and Keras
+    (about 7 s and 500 MB here) and falls back to a placeholder on ImportError. A bare module
+    standing in for it makes that ``from .parametric_umap import ...`` fail, so the placeholder
+    is used and TensorFlow stays out of the dashboard; imports elsewhere are not affected.
+    """
+    name = "umap.parametric_umap"
+    stub = None
+    if "umap" not in sys.modules and name not in sys.modules:
+        stub = sys.modules[name] = types.ModuleType(name, "stand-in: no TensorFlow for UMAP")
+    try:
+        import umap
+    except Exception as exc:  # ImportError, or numba failing to load against this numpy
+        raise ProjectionUnavailable(
+            f"UMAP needs the umap-learn package, which could not be imported ({exc!r}). "
+            f"Install it with `{UMAP_INSTALL}` (it brings numba and pynndescent). "
+            "PCA works without it."
+        ) from exc
+    finally:
+        if stub is not None and sys.modules.get(name) is stub:
+            del sys.modules[name]
+    return umap
+
+
+def _umap(features: np.ndarray) -> np.ndarray:
+    from sklearn.neighbors import NearestNeighbors
+
+    umap = _import_umap()
+    # Exact neighbours from scikit-learn (about a second for 10,000 points) instead of UMAP's
+    # approximate search: pynndescent's numba code alone costs about a minute of compiling in
+    # every new process. UMAP itself does the same exactly below 4,096 points.
+    k = UMAP_PARAMS["n_neighbors"]
+    distances, indices = NearestNeighbors(n_neighbors=k).fit(features).kneighbors(features)
+    reducer = umap.UMAP(**UMAP_PARAMS, precomputed_knn=(indices, distances, None))
+    with warnings.catch_warnings():
+        # "n_jobs value 1 overridden to 1 by setting random_state": the price of a fixed map;
+        # "knn_search_index is not an NNDescent object": only ``transform`` would need one.
+        warnings.filterwarnings("ignore", message=".*overridden to 1 by setting random_state")
+        warnings.filterwarnings("ignore", message=".*knn_search_index.*")
+        coords = reducer.fit_transform(features)  # (n, 2)
+    return np.asarray(coords, dtype=np.float32)
+
+
+def project_features(features: np.ndarray, method: str = "pca") -> Projection:
+    """Project features (n, k) to (n, 2) with ``method``; no cache (``project`` caches)."""
+    _check_method(method)
+    features = np.asarray(features, dtype=np.float32)
+    if features.ndim != 2 or len(features) < 3:
+        raise ValueError(f"expected features of shape (n >= 3, k), got {features.shape}")
+    if method == "umap" and len(features) <= UMAP_PARAMS["n_neighbors"]:
+        raise ValueError(f"UMAP needs more than {UMAP_PARAMS['n_neighbors']} points")
+    start = time.perf_counter()
+    if method == "pca":
+        coords, explained = _pca(features)
+    else:
+        coords, explained = _umap(features), None
+    seconds = time.perf_counter() - start
+    return Projection(method, coords, explained, dict(PARAMS[method]), seconds)
+
+
+# ----------------------------------------------------------------------------------------------
+# The cache
+
+
+def cache_path(run: Run, method: str) -> Path:
+    """Where the run's projection by ``method`` is cached."""
+    return run.path / CACHE_DIR / f"projection-{_check_method(method)}.npz"
+
+
+def _images_sha256(x: np.ndarray) -> str:
+    digest = hashlib.sha256(f"{x.dtype.str}{x.shape}".encode())
+    digest.update(np.ascontiguousarray(x).data)
+    return digest.hexdigest()
+
+
+def _key(run: Run, method: str, images_sha256: str | None) -> dict:
+    """What a cached map must match. ``images_sha256`` None: any images of the run's size."""
+    return {
+        "format": CACHE_FORMAT,
+        "model_sha256": run.manifest["files"][MODEL_FILE],
+        "method": method,
+        "params": PARAMS[method],
+        "n": len(run.y_true),
+        "images_sha256": images_sha256,
+    }
+
+
+def _read(path: Path, want: dict) -> Projection | None:
+    """The cached projection if the file is whole and its key matches ``want``, else None."""
+    try:
+        if path.parent.is_symlink() or path.is_symlink() or not path.is_file():
+            return None
+        if path.stat().st_size > MAX_CACHE_BYTES:
+            return None
+        with np.load(path, allow_pickle=False) as npz:
+            key = json.loads(str(npz["key"]))
+            info = json.loads(str(npz["info"]))
+            coords = np.asarray(npz["coords"], dtype=np.float32)
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):
+        return None  # unreadable or from another version: computed again and replaced
+    if want["images_sha256"] is None:
+        key = {**key, "images_sha256": None}
+    if key != want or coords.shape != (want["n"], 2) or not np.isfinite(coords).all():
+        return None
+    explained = info.get("explained_variance")
+    return Projection(
+        method=want["method"],
+        coords=coords,
+        explained_variance=tuple(explained) if explained is not None else None,
+        params=dict(key["params"]),
+        seconds=float(info.get("seconds", 0.0)),
+        from_cache=True,
+    )
+
+
+def _write(path: Path, key: dict, projection: Projection) -> bool:
+    """Write atomically (temporary file in the same folder, fsync, rename); False if the folder
+    cannot be written, which only means the next call computes again."""
+    info = {"explained_variance": projection.explained_variance, "seconds": projection.seconds}
+    tmp = None
+    try:
+        if path.parent.is_symlink():
+            raise OSError(errno.EPERM, "the cache folder is a symbolic link", str(path.parent))
+        path.parent.mkdir(exist_ok=True)
+        # Not mkstemp: its 0600 mode would hide the map from a dashboard run by another user.
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        with open(tmp, "xb") as f:
+            key_text, info_text = np.array(json.dumps(key)), np.array(json.dumps(info))
+            np.savez(f, coords=projection.coords, key=key_text, info=info_text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        tmp = None
+        return True
+    except OSError as exc:
+        log.info("projection not cached in %s: %s", path.parent, exc)
+        return False
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+
+
+def cached(run: Run, method: str, x_test_uint8: np.ndarray | None = None) -> Projection | None:
+    """The cached projection of ``run`` by ``method`` if one is valid, else None; never computes.
+
+    With ``x_test_uint8`` the cache must also have been made from exactly these images; without,
+    any images of the run's test-set size are accepted (a cheap check for pages deciding whether
+    to offer a "compute" button).
+    """
+    _check_method(method)
+    images_sha256 = None
+    if x_test_uint8 is not None:
+        images_sha256 = _images_sha256(_check_images(run, x_test_uint8))
+    return _read(cache_path(run, method), _key(run, method, images_sha256))
+
+
+def project(
+    run: Run, model: NumpyModel | None, x_test_uint8: np.ndarray, method: str = "pca"
+) -> Projection:
+    """The run's test images projected to 2-D by ``method`` ("pca" or "umap"), from the cache
+    when it matches, else computed and cached.
+
+    ``model`` is the run's ``NumpyModel``; None loads it from the run, and only when the cache
+    cannot answer. Raises ``ProjectionUnavailable`` for UMAP without umap-learn.
+    """
+    _check_method(method)
+    x = _check_images(run, x_test_uint8)
+    key = _key(run, method, _images_sha256(x))
+    path = cache_path(run, method)
+    found = _read(path, key)
+    if found is not None:
+        return found
+    if method == "umap":
+        _import_umap()  # fail before spending tens of seconds on the features
+    start = time.perf_counter()
+    features = test_features(run, model, x)  # (n, k)
+    projection = project_features(features, method)
+    projection = Projection(
+        method,
+        projection.coords,
+        projection.explained_variance,
+        projection.params,
+        seconds=time.perf_counter() - start,
+    )
+    _write(path, key, projection)
+    return projection
