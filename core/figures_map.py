@@ -1,7 +1,7 @@
 """The projection map as a Plotly figure, and reading a Streamlit selection on it back to images.
 
 No maths: ``core.projection`` computes the coordinates, ``core.metrics`` the predictions. The
-page passes ``on_select="rerun", selection_mode=("points", "box", "lasso")`` to
+page passes ``on_select="rerun", selection_mode="points"`` to
 ``st.plotly_chart`` and turns the event into test-image indices with ``selected_indices``.
 """
 
@@ -113,7 +113,6 @@ def projection_figure(
         height=600,
         subtitle="One dot per test image, coloured by its true class; black rings: mistakes",
         clickmode="event+select",
-        dragmode="lasso",
         hovermode="closest",
         legend_itemsizing="constant",
     )
