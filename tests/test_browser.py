@@ -602,6 +602,6 @@ def test_report_downloads_as_one_self_contained_html(tab, app_url):
         tab.locator(".st-key-compare_report_download button").first.click()
     html = Path(download.value.path()).read_text(encoding="utf-8")
     assert html.lstrip().lower().startswith("<!doctype html>")
-    assert html.count("plotly.js") >= 1 and "<script src=\"http" not in html
+    assert html.count("plotly.js") >= 1 and '<script src="http' not in html
     for section in ("Test metrics", "Confusion", "Calibration", "Seeds"):
         assert section in html, section
