@@ -1,0 +1,308 @@
+"""The dashboard in a real browser (Chromium via Playwright) against bare Streamlit apps.
+
+- Cold start: from ``streamlit run`` to the first page fully drawn (its charts present and the
+  script finished), against the same for ``bench/apps/hello.py`` (one line); fresh servers,
+  alternated.
+- Page switches: a click on a sidebar link to the new page fully drawn, on the first visit
+  and on the next one (caches filled).
+- Clicks: the Confusion page's Swap button to the updated page, against
+  ``bench/apps/button.py``'s button to its updated counter; alternated click by click, before
+  and after the Predict page has loaded the models into the server.
+- Server memory: peak resident set (VmHWM) of the server process and any children after every
+  page was visited; and whether TensorFlow was ever loaded into it.
+- Script time: the same pages and clicks run by Streamlit's AppTest, without a browser
+  (bench/page_worker.py): the server's share of the times above.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from bench.common import PROJECT, clean_env, copy_shipped_runs, median, run_json
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-quic"]  # fmt: skip
+VIEWPORT = {"width": 1400, "height": 1000}
+TIMEOUT_MS = 120_000
+HELLO = "bench/apps/hello.py"
+BUTTON = "bench/apps/button.py"
+# What "fully drawn" means, page by page (as tests/test_browser.py checks it): the title, then
+# selectors that must match a visible element.
+PAGES = {
+    "overview": ("/", "Baseline vs residual CNN", [
+        '[data-testid="stGraphVizChart"] svg g.node', ".st-key-sample_grid .imagelayer image"]),
+    "training": ("/training", "Training", [
+        ".st-key-train_replay_chart .scatterlayer path.js-line"]),
+    "confusion": ("/confusion", "Confusion matrices", [
+        '[class*="st-key-confusion_chart_baseline_"] .heatmaplayer image',
+        '[class*="st-key-confusion_chart_residual_"] .heatmaplayer image']),
+    "roc": ("/roc", "ROC curves", [
+        ".st-key-roc_full .scatterlayer path.js-line", ".st-key-roc_zoom .scatterlayer path.js-line"]),
+    "compare": ("/compare", "Compare the two models", [
+        ".st-key-compare_f1 .barlayer .trace.bars path",
+        '[class*="st-key-agreement_chart_"] .heatmaplayer image']),
+    "predict": ("/predict", "Predict", ["canvas.upper-canvas"]),
+    "map": ("/map", "Map of the test set", ['[class*="st-key-map_chart_"] .scatterlayer path.point']),
+}  # fmt: skip
+RESULTS_PAGES = ("overview", "confusion", "roc", "compare", "map")  # stored results only, no TF
+# Seconds to import Streamlit, then what the Overview page imports on top (fresh process).
+IMPORTS = """import json, time
+start = time.perf_counter()
+import streamlit
+mid = time.perf_counter()
+import ui, core.figures, core.metrics, core.predict, core.report
+print(json.dumps({"streamlit": mid - start, "pages": time.perf_counter() - mid}))"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+            return response.read().decode().strip() == "ok"
+    except OSError:
+        return False
+
+
+class Server:
+    """``streamlit run SCRIPT`` on a free port, in a process group of its own."""
+
+    def __init__(self, script: str, root: Path, log_dir: Path):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log_dir / f"{Path(script).stem}-{self.port}.log"
+        argv = [sys.executable, "-m", "streamlit", "run", script, "--server.port", str(self.port),
+                "--server.address", "127.0.0.1", "--server.headless", "true",
+                "--browser.gatherUsageStats", "false"]  # fmt: skip
+        env = clean_env(FMNIST_ARTIFACTS=str(root))
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(argv, cwd=PROJECT, env=env, stdin=subprocess.DEVNULL,
+                                         stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)  # fmt: skip
+
+    def wait_healthy(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while not _healthy(self.url):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"streamlit did not start:\n{self.log.read_text()[-3000:]}")
+            time.sleep(0.05)
+
+    def pids(self) -> list[int]:
+        """The server and every process below it."""
+        children: dict[int, list[int]] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        found, todo = [], [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            todo += children.get(pid, [])
+        return found
+
+    def peak_rss_mib(self) -> float:
+        total = 0
+        for pid in self.pids():
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        total += int(line.split()[1])
+        return total / 1024
+
+    def loaded_tensorflow(self) -> bool:
+        for pid in self.pids():
+            with contextlib.suppress(OSError):
+                if "libtensorflow" in Path(f"/proc/{pid}/maps").read_text():
+                    return True
+        return False
+
+    def stop(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout=15)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+
+def _settle(page) -> None:
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]',
+                           timeout=TIMEOUT_MS)  # fmt: skip
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="hidden", timeout=TIMEOUT_MS)
+
+
+def _drawn(page, name: str) -> None:
+    """Wait until page ``name`` is fully drawn: its title, its charts, the script finished."""
+    _, title, selectors = PAGES[name]
+    page.locator('[data-testid="stMain"] h1').filter(has_text=title).first.wait_for()
+    for selector in selectors:
+        page.locator(selector).first.wait_for()
+    _settle(page)
+
+
+def _new_tab(browser):
+    context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
+    context.set_default_timeout(TIMEOUT_MS)
+    return context, context.new_page()
+
+
+def _cold_start(browser, script: str, root: Path, logs: Path, ready) -> tuple[float, Server]:
+    """Seconds from launching ``streamlit run script`` to ``ready(page)`` returning."""
+    context, page = _new_tab(browser)
+    start = time.perf_counter()
+    server = Server(script, root, logs)
+    try:
+        server.wait_healthy()
+        page.goto(server.url)
+        ready(page)
+        return time.perf_counter() - start, server
+    except BaseException:
+        server.stop()
+        raise
+    finally:
+        context.close()
+
+
+def _hello_ready(page) -> None:
+    page.get_by_text("Hello", exact=True).wait_for()
+    _settle(page)
+
+
+def _switch(page, name: str) -> float:
+    """Seconds from a click on the sidebar link to page ``name`` fully drawn."""
+    path = PAGES[name][0]
+    link = page.locator(f'[data-testid="stSidebarNav"] a[href$="{path}"]').first
+    start = time.perf_counter()
+    link.click()
+    _drawn(page, name)
+    return time.perf_counter() - start
+
+
+def _swap_click(page) -> float:
+    """Seconds from a click on the Confusion page's Swap button to the swapped page."""
+    heading = page.locator('[data-testid="stMain"] h3').filter(has_text="True ").first
+    before = heading.inner_text().strip()  # "True A, predicted B"
+    true_class, pred_class = before.removeprefix("True ").split(", predicted ")
+    after = f"True {pred_class}, predicted {true_class}"
+    button = page.locator(".st-key-confusion_swap").get_by_role("button", name="Swap")
+    start = time.perf_counter()
+    button.click()
+    page.locator('[data-testid="stMain"] h3').filter(has_text=after).first.wait_for()
+    for selector in PAGES["confusion"][2]:
+        page.locator(selector).first.wait_for()
+    _settle(page)
+    return time.perf_counter() - start
+
+
+def _bare_click(page) -> float:
+    heading = page.locator('[data-testid="stMain"] h3').filter(has_text="Clicked").first
+    count = int(heading.inner_text().split()[1])
+    start = time.perf_counter()
+    page.locator(".st-key-bare_button").get_by_role("button", name="Click").click()
+    page.get_by_text(f"Clicked {count + 1} times", exact=True).wait_for()
+    _settle(page)
+    return time.perf_counter() - start
+
+
+def _clicks(dash_page, bare_page, count: int) -> tuple[list[float], list[float]]:
+    dash, bare = [], []
+    _swap_click(dash_page), _bare_click(bare_page)  # warm-up
+    for _ in range(count):
+        dash.append(_swap_click(dash_page))
+        bare.append(_bare_click(bare_page))
+    return dash, bare
+
+
+def run(rounds: int, clicks: int, log=print) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    out: dict = {"cold": {"hello": [], "dashboard": []}, "switch_first": {}, "switch_next": {}}
+    chromium = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium")
+    with tempfile.TemporaryDirectory(prefix="bench-dash-") as tmp, sync_playwright() as p:
+        tmp = Path(tmp)
+        root = copy_shipped_runs(tmp / "artifacts")
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            # Cold starts, alternated; the last dashboard server stays up for the session below.
+            server = None
+            for r in range(rounds):
+                seconds, hello = _cold_start(browser, HELLO, root, tmp, _hello_ready)
+                hello.stop()
+                out["cold"]["hello"].append(seconds)
+                if server is not None:
+                    server.stop()
+                seconds, server = _cold_start(
+                    browser, "dashboard.py", root, tmp, lambda page: _drawn(page, "overview")
+                )
+                out["cold"]["dashboard"].append(seconds)
+                log(f"  cold start round {r + 1}: hello {out['cold']['hello'][-1]:.2f} s, "
+                    f"dashboard {seconds:.2f} s")  # fmt: skip
+            bare_server = Server(BUTTON, root, tmp)
+            try:
+                bare_server.wait_healthy()
+                out.update(_session(browser, server, bare_server, clicks, log))
+            finally:
+                bare_server.stop()
+                server.stop()
+        finally:
+            browser.close()
+    # The same pages without a browser: how much of the time above is the server's script.
+    out["script"] = run_json(["-m", "bench.page_worker", str(max(3, clicks))])
+    out["imports"] = [run_json(["-c", IMPORTS]) for _ in range(3)]
+    return out
+
+
+def _session(browser, server: Server, bare_server: Server, clicks: int, log) -> dict:
+    out: dict = {"switch_first": {}, "switch_next": {}}
+    context, page = _new_tab(browser)
+    bare_context, bare_page = _new_tab(browser)
+    try:
+        page.goto(server.url)
+        _drawn(page, "overview")
+        bare_page.goto(bare_server.url)
+        bare_page.get_by_text("Clicked 0 times", exact=True).wait_for()
+        _settle(bare_page)
+        for name in ("training", "confusion", "roc", "compare"):
+            out["switch_first"][name] = _switch(page, name)
+        _switch(page, "confusion")
+        out["clicks_no_model"] = dict(zip(("dashboard", "bare"), _clicks(page, bare_page, clicks),
+                                          strict=True))  # fmt: skip
+        log(f"  clicks, no model loaded: dashboard {median(out['clicks_no_model']['dashboard']):.3f}"
+            f" s, bare {median(out['clicks_no_model']['bare']):.3f} s")  # fmt: skip
+        out["switch_first"]["predict"] = _switch(page, "predict")
+        for name in ("overview", "training", "confusion", "roc", "compare", "predict"):
+            out["switch_next"][name] = _switch(page, name)
+        log("  page switches: first " + ", ".join(f"{k} {v:.2f}" for k, v in
+            out["switch_first"].items()) + "; next " + ", ".join(
+            f"{k} {v:.2f}" for k, v in out["switch_next"].items()))  # fmt: skip
+        _switch(page, "confusion")
+        out["clicks_models_loaded"] = dict(zip(("dashboard", "bare"),
+                                               _clicks(page, bare_page, clicks), strict=True))  # fmt: skip
+        log(f"  clicks, models loaded: dashboard "
+            f"{median(out['clicks_models_loaded']['dashboard']):.3f} s, bare "
+            f"{median(out['clicks_models_loaded']['bare']):.3f} s")  # fmt: skip
+        out["server_peak_mib"] = server.peak_rss_mib()
+        out["bare_server_peak_mib"] = bare_server.peak_rss_mib()
+        out["tensorflow_in_server"] = server.loaded_tensorflow()
+    finally:
+        context.close()
+        bare_context.close()
+    return out
