@@ -168,13 +168,13 @@ def _jobs_lock(root):
 
 def _busy_pid(model: str, root) -> int | str | None:
     """The pid training (or about to train) ``model``; None when nothing does."""
+    job = read_job(model, root)
+    alive = job is not None and _job_alive(job)
     if artifacts.is_training(model, root):
         status = artifacts.read_training_status(model, root) or {}
-        return status.get("pid", "?")
-    job = read_job(model, root)
-    if job and _job_alive(job):
-        return job["pid"]
-    return None
+        # A trainer that has just taken the lock may not have written its status yet.
+        return status.get("pid") or (job["pid"] if alive else "?")
+    return job["pid"] if alive else None
 
 
 def _reap(proc: subprocess.Popen, models: Sequence[str], root) -> None:

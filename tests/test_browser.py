@@ -569,8 +569,15 @@ def test_gallery_grad_cam_and_inspecting_an_image(tab, app_url):
     settle(tab)
     strip_width = images.first.evaluate("img => img.naturalWidth")
     assert plain_width == 28 * 6 and strip_width == 3 * 28 * 4 + 2 * 4  # image + two maps
-    tab.locator(".st-key-confusion_gallery_inspect [role='combobox']").click()
+    combo = tab.locator(".st-key-confusion_gallery_inspect [role='combobox']")
+    combo.scroll_into_view_if_needed()
     option = tab.get_by_role("option").first
+    for _ in range(3):  # a click while images still load can land before the list opens
+        settle(tab)
+        combo.click()
+        with contextlib.suppress(Exception):
+            option.wait_for(timeout=15_000)
+            break
     index = int(option.inner_text().removeprefix("test image "))
     option.click()
     tab.get_by_text(f"Test image {index}", exact=False).first.wait_for()

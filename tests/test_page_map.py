@@ -4,15 +4,28 @@ inspected; the projection is kept with the run and read back."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
+import pytest
 
 from core import artifacts, projection
 from core.neighbours import suspect_labels
 from tests import apptools
 
 
-def test_map_places_every_test_image_and_lists_the_suspects(tiny_root, monkeypatch):
+@pytest.fixture(scope="module")
+def map_root(tiny_root, tmp_path_factory):
+    """A copy of the tiny runs: the page writes its projections into the runs' cache folders."""
+    root = tmp_path_factory.mktemp("map") / "artifacts"
+    shutil.copytree(tiny_root, root, ignore=shutil.ignore_patterns("cache", ".*"))
+    for model in ("baseline", "residual"):
+        shutil.copy2(tiny_root / model / artifacts.DEFAULT_POINTER, root / model)
+    return root
+
+
+def test_map_places_every_test_image_and_lists_the_suspects(map_root, monkeypatch):
+    tiny_root = map_root
     at = apptools.open_page(tiny_root, monkeypatch, "pages/map.py")
     assert not at.exception
     run = artifacts.load_run("baseline", root=tiny_root)
@@ -33,8 +46,8 @@ def test_map_places_every_test_image_and_lists_the_suspects(tiny_root, monkeypat
     assert sorted(table.value["index"].tolist()) == expected.tolist()
 
 
-def test_an_image_picked_on_the_map_is_inspected(tiny_root, monkeypatch):
-    at = apptools.open_page(tiny_root, monkeypatch, "pages/map.py")
+def test_an_image_picked_on_the_map_is_inspected(map_root, monkeypatch):
+    at = apptools.open_page(map_root, monkeypatch, "pages/map.py")
     at.session_state["map_picked"] = 7
     at.run()
     assert not at.exception

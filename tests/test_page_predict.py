@@ -184,7 +184,7 @@ def test_a_stroke_is_predicted(draw, canvas, models):
     canvas.image = stroke()
     draw.run()
     check_predictions(draw, models, prepare_drawing(stroke()).pixels)
-    (image,) = draw.get("image")  # what the models see
+    image = draw.get("image")[0]  # what the models see (Grad-CAM maps follow)
     assert image.captions == ["What the models see (28×28)"]
 
 
