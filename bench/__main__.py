@@ -23,7 +23,7 @@ RESULTS_MD = PROJECT / "bench" / "results.md"
 # (full, quick) settings of every part
 SETTINGS = {
     "kernels": ({}, {}),
-    "training": ({"epochs": 2, "rounds": 2, "limit": None}, {"epochs": 2, "rounds": 1, "limit": 6400}),
+    "training": ({"epochs": 3, "rounds": 1, "limit": None}, {"epochs": 2, "rounds": 1, "limit": 6400}),
     "evaluation": ({"repeats": 3}, {"repeats": 1}),
     "interactive": ({"calls": 200, "reference_calls": 50}, {"calls": 50, "reference_calls": 10}),
     "dashboard": ({"rounds": 3, "clicks": 10}, {"rounds": 1, "clicks": 3}),
