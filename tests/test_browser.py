@@ -612,3 +612,43 @@ def test_report_downloads_as_one_self_contained_html(tab, app_url):
     assert html.count("plotly.js") >= 1 and '<script src="http' not in html
     for section in ("Test metrics", "Confusion", "Calibration", "Seeds"):
         assert section in html, section
+
+
+def test_nearest_training_images_of_an_inspected_image(tab, app_url, browser_root):
+    """The features of the 60,000 training images take the numpy engine minutes here, so they
+    are put in the runs' caches first, computed by Keras (the same layer; checked against the
+    engine in tests/test_neighbours.py)."""
+    import keras
+
+    from core import neighbours
+    from core.data import load_dataset
+
+    data = load_dataset(allow_download=False)
+    for model in MODEL_NAMES:
+        run = default_run(model, browser_root)
+        trained = run.load_keras_model()
+        features = keras.Model(trained.inputs, trained.layers[-2].output).predict(
+            data.x_train[..., None] / 255, batch_size=1000, verbose=0
+        )  # (60000, d): what feeds the output layer
+        written = neighbours._write_cache(
+            neighbours.features_path(run), features.astype(np.float32),
+            run.manifest["files"][artifacts.MODEL_FILE], neighbours.data_key(data.x_train),
+        )  # fmt: skip
+        assert written
+    open_page(tab, app_url, "/confusion")
+    combo = tab.locator(".st-key-confusion_gallery_inspect [role='combobox']")
+    combo.scroll_into_view_if_needed()
+    option = tab.get_by_role("option").first
+    for _ in range(3):  # a click while images still load can land before the list opens
+        settle(tab)
+        combo.click()
+        with contextlib.suppress(Exception):
+            option.wait_for(timeout=15_000)
+            break
+    option.click()
+    toggle = tab.locator(".st-key-confusion_gallery_detail_neighbours")
+    toggle.get_by_text("Show the nearest training images").click()
+    shown = tab.get_by_text(re.compile(r"^\d of 8 nearest training images are labelled "))
+    shown.nth(len(MODEL_NAMES) - 1).wait_for()
+    assert shown.count() == len(MODEL_NAMES)
+    assert_no_exception(tab)
