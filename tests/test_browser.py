@@ -559,6 +559,20 @@ def test_run_picker_changes_overview(tab, app_url, browser_root, other_baseline_
 # 7. Why a prediction: Grad-CAM in the gallery, one image inspected; the map; the HTML report
 
 
+def _open_inspect_list(page):
+    """Open the confusion gallery's "Inspect one image" list; its first option."""
+    combo = page.locator(".st-key-confusion_gallery_inspect [role='combobox']")
+    combo.scroll_into_view_if_needed()
+    option = page.get_by_role("option").first
+    for _ in range(3):  # a click while images still load can land before the list opens
+        settle(page)
+        combo.click()
+        with contextlib.suppress(Exception):
+            option.wait_for(timeout=15_000)
+            break
+    return option
+
+
 def test_gallery_grad_cam_and_inspecting_an_image(tab, app_url):
     open_page(tab, app_url, "/confusion")
     images = tab.locator('[data-testid="stMain"] [data-testid="stImage"] img')
@@ -569,15 +583,7 @@ def test_gallery_grad_cam_and_inspecting_an_image(tab, app_url):
     settle(tab)
     strip_width = images.first.evaluate("img => img.naturalWidth")
     assert plain_width == 28 * 6 and strip_width == 3 * 28 * 4 + 2 * 4  # image + two maps
-    combo = tab.locator(".st-key-confusion_gallery_inspect [role='combobox']")
-    combo.scroll_into_view_if_needed()
-    option = tab.get_by_role("option").first
-    for _ in range(3):  # a click while images still load can land before the list opens
-        settle(tab)
-        combo.click()
-        with contextlib.suppress(Exception):
-            option.wait_for(timeout=15_000)
-            break
+    option = _open_inspect_list(tab)
     index = int(option.inner_text().removeprefix("test image "))
     option.click()
     tab.get_by_text(f"Test image {index}", exact=False).first.wait_for()
@@ -636,15 +642,7 @@ def test_nearest_training_images_of_an_inspected_image(tab, app_url, browser_roo
         )  # fmt: skip
         assert written
     open_page(tab, app_url, "/confusion")
-    combo = tab.locator(".st-key-confusion_gallery_inspect [role='combobox']")
-    combo.scroll_into_view_if_needed()
-    option = tab.get_by_role("option").first
-    for _ in range(3):  # a click while images still load can land before the list opens
-        settle(tab)
-        combo.click()
-        with contextlib.suppress(Exception):
-            option.wait_for(timeout=15_000)
-            break
+    option = _open_inspect_list(tab)
     option.click()
     toggle = tab.locator(".st-key-confusion_gallery_detail_neighbours")
     toggle.get_by_text("Show the nearest training images").click()
