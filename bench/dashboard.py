@@ -280,7 +280,7 @@ def _session(browser, server: Server, bare_server: Server, clicks: int, log) -> 
         bare_page.goto(bare_server.url)
         bare_page.get_by_text("Clicked 0 times", exact=True).wait_for()
         _settle(bare_page)
-        for name in ("training", "confusion", "roc", "compare"):
+        for name in ("training", "confusion", "roc", "compare", "map"):
             out["switch_first"][name] = _switch(page, name)
         _switch(page, "confusion")
         out["clicks_no_model"] = dict(zip(("dashboard", "bare"), _clicks(page, bare_page, clicks),
@@ -288,7 +288,7 @@ def _session(browser, server: Server, bare_server: Server, clicks: int, log) -> 
         log(f"  clicks, no model loaded: dashboard {median(out['clicks_no_model']['dashboard']):.3f}"
             f" s, bare {median(out['clicks_no_model']['bare']):.3f} s")  # fmt: skip
         out["switch_first"]["predict"] = _switch(page, "predict")
-        for name in ("overview", "training", "confusion", "roc", "compare", "predict"):
+        for name in ("overview", "training", "confusion", "roc", "compare", "predict", "map"):
             out["switch_next"][name] = _switch(page, name)
         log("  page switches: first " + ", ".join(f"{k} {v:.2f}" for k, v in
             out["switch_first"].items()) + "; next " + ", ".join(
