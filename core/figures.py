@@ -152,15 +152,33 @@ def _row_fractions(confusion: np.ndarray) -> np.ndarray:
     return np.divide(confusion, totals, out=np.zeros(confusion.shape), where=totals > 0)
 
 
-def _first_point(event) -> Mapping | None:
-    """The first selected point of a Streamlit plotly selection event, or None."""
+def _diagonal(name: str) -> go.Scatter:
+    """The dashed line y = x from (0, 0) to (1, 1): chance on a ROC curve, perfect calibration."""
+    return go.Scatter(
+        x=[0, 1],
+        y=[0, 1],
+        mode="lines",
+        name=name,
+        line={"color": NEUTRAL, "dash": "dash", "width": 1},
+        hoverinfo="skip",
+    )
+
+
+def selected_points(event) -> list:
+    """The selected points of a Streamlit plotly selection event (dict or attribute style)."""
     try:
         points = event["selection"]["points"]
     except (KeyError, TypeError, IndexError):
         try:
             points = event.selection.points
         except AttributeError:
-            return None
+            return []
+    return list(points or [])
+
+
+def _first_point(event) -> Mapping | None:
+    """The first selected point of a Streamlit plotly selection event, or None."""
+    points = selected_points(event)
     if not points:
         return None
     point = points[0]
@@ -348,16 +366,7 @@ def roc_figure(curves: dict[str, RocCurve], class_name: str, zoom: bool = False)
     ``zoom`` shows the top-left corner (false positive rate 0..0.2, true positive rate 0.8..1),
     where good classifiers differ.
     """
-    fig = go.Figure(
-        go.Scatter(
-            x=[0, 1],
-            y=[0, 1],
-            mode="lines",
-            name="chance",
-            line={"color": NEUTRAL, "dash": "dash", "width": 1},
-            hoverinfo="skip",
-        )
-    )
+    fig = go.Figure(_diagonal("chance"))
     for name, curve in curves.items():
         label = f"{model_label(name)} (AUC {_auc_text(curve.auc)})"
         fig.add_trace(_roc_trace(name, curve, label))
@@ -854,14 +863,7 @@ def reliability_figure(
         rows=2, cols=1, shared_xaxes=True, row_heights=[0.72, 0.28], vertical_spacing=0.06
     )
     fig.add_trace(
-        go.Scatter(
-            x=[0, 1],
-            y=[0, 1],
-            mode="lines",
-            name="perfectly calibrated",
-            line={"color": NEUTRAL, "dash": "dash", "width": 1},
-            hoverinfo="skip",
-        ),
+        _diagonal("perfectly calibrated"),
         row=1,
         col=1,
     )

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from core.figures import _apply_layout
+from core.figures import _apply_layout, selected_points
 from core.projection import Projection
 
 # CARTO "Safe" (plotly.colors.qualitative.Safe), made to stay distinct with colour-vision
@@ -118,23 +118,12 @@ def projection_figure(
     )
 
 
-def _points(selection_event) -> list:
-    try:
-        points = selection_event["selection"]["points"]
-    except (KeyError, TypeError, IndexError):
-        try:
-            points = selection_event.selection.points
-        except AttributeError:
-            return []
-    return list(points or [])
-
-
 def selected_indices(selection_event) -> list[int]:
     """Test-image indices of the points selected in ``projection_figure``, in selection order,
     each once (an image can be selected both as its class's dot and as a mistake's ring)."""
     indices: list[int] = []
     seen: set[int] = set()
-    for point in _points(selection_event):
+    for point in selected_points(selection_event):
         if not isinstance(point, Mapping):
             continue
         data = point.get("customdata")
