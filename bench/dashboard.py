@@ -61,7 +61,7 @@ IMPORTS = """import json, time
 start = time.perf_counter()
 import streamlit
 mid = time.perf_counter()
-import ui, core.figures, core.metrics, core.predict, core.report
+import widgets.picker, widgets.cached, core.figures, core.metrics, core.predict, core.report
 print(json.dumps({"streamlit": mid - start, "pages": time.perf_counter() - mid}))"""
 
 

@@ -96,3 +96,8 @@ def get_spec(name: str) -> ModelSpec:
         raise ValueError(
             f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}"
         ) from None
+
+
+def display_name(name: str) -> str:
+    """The registered model's name as shown to people ("Baseline CNN")."""
+    return get_spec(name).display_name

@@ -2,12 +2,12 @@
 
 import streamlit as st
 
-import analysis_ui
-import gallery_ui
-import ui
 from core import comparison as tables
 from core import figures, gallery
 from core.metrics import AGREEMENT_PARTS
+from core.models import display_name
+from widgets import analysis, cached, layout, picker
+from widgets.gallery import clickable_chart, gallery_ui, load_test_images
 
 PART = "agreement_part"  # one of AGREEMENT_PARTS, or None
 PICKER = "agreement_part_select"
@@ -20,17 +20,17 @@ def _set_part(part) -> None:
 
 st.title("Compare the two models")
 st.caption("Both models on the same test images: per class, image by image, and in total.")
-runs = ui.selected_runs()
-ui.require_runs(runs)
+runs = picker.selected_runs()
+picker.require_runs(runs)
 
 a, b = list(runs)[:2]
 y_true = runs[a].y_true
 if not gallery.same_labels(y_true, runs[b].y_true):
     st.error("The chosen runs were scored on different test sets; pick runs of the same one.")
     st.stop()
-evals = {name: ui.evaluation(runs[name]) for name in (a, b)}
-result = ui.comparison(runs[a], runs[b])
-label_a, label_b = ui.display_name(a), ui.display_name(b)
+evals = {name: cached.evaluation(runs[name]) for name in (a, b)}
+result = cached.comparison(runs[a], runs[b])
+label_a, label_b = display_name(a), display_name(b)
 
 st.subheader("Is the difference real?")
 (st.success if result.significant else st.info)(
@@ -58,7 +58,7 @@ styled = (
     .format("{:,}", subset=["Support"])
     .map(tables.diff_css, subset=deltas, name_a=a, name_b=b)
 )
-st.dataframe(styled, width="stretch", height=ui.table_height(len(table)), key="compare_report")
+st.dataframe(styled, width="stretch", height=layout.table_height(len(table)), key="compare_report")
 st.caption(f"Δ = {label_b} − {label_a}, tinted in the colour of the model that does better.")
 st.download_button(
     "Download the comparison (CSV)", tables.comparison_csv(evals[a], evals[b], result, a, b),
@@ -66,21 +66,21 @@ st.download_button(
     key="compare_download", icon=":material/download:",
 )  # fmt: skip
 st.download_button(
-    "Download the report (one HTML file)", lambda: analysis_ui.report_html(runs),
+    "Download the report (one HTML file)", lambda: analysis.report_html(runs),
     file_name=f"report_{runs[a].run_id}_{runs[b].run_id}.html", mime="text/html",
     key="compare_report_download", icon=":material/description:",
     help="Metrics, statistics, calibration, seeds and the main figures; opens offline.",
 )  # fmt: skip
 st.plotly_chart(
-    ui.figure("f1_bars_figure", {n: e.report for n, e in evals.items()}), key="compare_f1"
+    cached.figure("f1_bars_figure", {n: e.report for n, e in evals.items()}), key="compare_f1"
 )
 
 st.subheader("Image by image")
 part = gallery.parse_part(st.session_state.get(PART))
 st.session_state[PART] = st.session_state[PICKER] = part
 chart, notes = st.columns([3, 2])
-gallery_ui.clickable_chart(
-    chart, ui.figure("agreement_figure", result.agreement, a, b, selected=part),
+clickable_chart(
+    chart, cached.figure("agreement_figure", result.agreement, a, b, selected=part),
     "agreement_chart", figures.selected_part, _set_part,
 )  # fmt: skip
 only_a, only_b = result.agreement["only_a"], result.agreement["only_b"]
@@ -98,8 +98,8 @@ notes.selectbox(
     on_change=lambda: _set_part(st.session_state[PICKER]),
 )  # fmt: skip
 if part is not None:
-    images = gallery_ui.load_test_images(y_true)
+    images = load_test_images(y_true)
     if images is not None:
         members = gallery.part_members(y_true, evals[a].y_pred, evals[b].y_pred, part)
         items = gallery.gallery_items(y_true, {a: runs[a].y_prob, b: runs[b].y_prob}, members)
-        gallery_ui.gallery_ui(items, images, key="compare_gallery", runs=runs)
+        gallery_ui(items, images, key="compare_gallery", runs=runs)

@@ -2,10 +2,11 @@
 
 import streamlit as st
 
-import gallery_ui
-import ui
 from core import figures, gallery
 from core.data import CLASS_NAMES
+from core.models import display_name
+from widgets import cached, picker
+from widgets.gallery import clickable_chart, gallery_ui, load_test_images
 
 CELL = "confusion_cell"  # (true, predicted, source); source: a model, or gallery.EITHER
 PICKERS = ("confusion_true", "confusion_pred", "confusion_source")
@@ -31,8 +32,8 @@ st.caption(
     "Rows are the true class, columns the predicted class, over the test images. Click a cell, "
     "or pick one below the matrices, to see exactly the images in it."
 )
-runs = ui.selected_runs()
-ui.require_runs(runs)
+runs = picker.selected_runs()
+picker.require_runs(runs)
 
 names = list(runs)
 a, b = names[:2]
@@ -40,9 +41,9 @@ y_true = runs[a].y_true
 if not gallery.same_labels(y_true, runs[b].y_true):
     st.error("The chosen runs were scored on different test sets; pick runs of the same one.")
     st.stop()
-evals = {name: ui.evaluation(run) for name, run in runs.items()}
+evals = {name: cached.evaluation(run) for name, run in runs.items()}
 preds = {name: evaluation.y_pred for name, evaluation in evals.items()}
-labels = {name: ui.display_name(name) for name in names} | {gallery.EITHER: "Either (difference)"}
+labels = {name: display_name(name) for name in names} | {gallery.EITHER: "Either (difference)"}
 cell = gallery.parse_cell(st.session_state.get(CELL), labels) or (SHIRT, TSHIRT, a)
 st.session_state[CELL] = cell
 true_class, pred_class, source = cell
@@ -52,18 +53,18 @@ for key, value in zip(PICKERS, cell, strict=True):
 normalise = st.toggle("Share of each true class (row-normalised)", key="confusion_normalise")
 both, difference = st.tabs(["Both models", f"Difference: {labels[b]} − {labels[a]}"])
 for column, name in zip(both.columns(len(names)), names, strict=True):
-    figure = ui.figure(
+    figure = cached.figure(
         "confusion_figure",
         evals[name].confusion,
         labels[name],
         normalise,
         cell[:2] if source == name else None,
     )
-    gallery_ui.clickable_chart(
+    clickable_chart(
         column, figure, f"confusion_chart_{name}", figures.selected_cell,
         lambda picked, name=name: _set_cell((*picked, name)),
     )  # fmt: skip
-figure = ui.figure(
+figure = cached.figure(
     "confusion_difference_figure",
     evals[a].confusion,
     evals[b].confusion,
@@ -71,7 +72,7 @@ figure = ui.figure(
     b,
     cell[:2] if source == gallery.EITHER else None,
 )
-gallery_ui.clickable_chart(
+clickable_chart(
     difference, figure, "confusion_chart_difference", figures.selected_cell,
     lambda picked: _set_cell((*picked, gallery.EITHER)),
 )  # fmt: skip
@@ -94,9 +95,9 @@ columns[3].button(
 )  # fmt: skip
 
 st.caption(gallery.cell_caption(y_true, preds, labels, true_class, pred_class, source))
-images = gallery_ui.load_test_images(y_true)
+images = load_test_images(y_true)
 if images is not None:
     members = gallery.cell_members(y_true, preds, true_class, pred_class, source)
     items = gallery.gallery_items(y_true, {n: r.y_prob for n, r in runs.items()}, members)
     conf_model = source if source in runs else None
-    gallery_ui.gallery_ui(items, images, key="confusion_gallery", conf_model=conf_model, runs=runs)
+    gallery_ui(items, images, key="confusion_gallery", conf_model=conf_model, runs=runs)

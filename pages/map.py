@@ -2,12 +2,13 @@
 
 import streamlit as st
 
-import explain_ui
-import ui
 from core import projection
 from core.data import CLASS_NAMES
 from core.figures_map import selected_indices
+from core.models import display_name
 from core.neighbours import suspect_table
+from widgets import cached, layout, picker
+from widgets.explain import cached_projection, image_detail_ui, test_projection
 
 METHOD_LABELS = {"pca": "PCA", "umap": "UMAP"}
 PICKED = "map_picked"  # the test image inspected below the map
@@ -17,27 +18,27 @@ st.caption(
     "The 10,000 test images placed by what each model computes just before its output layer, "
     "coloured by their label; rings mark the model's mistakes. Click a point to inspect it."
 )
-runs = ui.selected_runs()
-ui.require_runs(runs)
+runs = picker.selected_runs()
+picker.require_runs(runs)
 
 left, right = st.columns(2)
-model = left.radio("Model", list(runs), format_func=ui.display_name, horizontal=True,
+model = left.radio("Model", list(runs), format_func=display_name, horizontal=True,
                    key="map_model")  # fmt: skip
 methods = projection.available_methods()
 method = right.radio("Projection", methods, format_func=METHOD_LABELS.get, horizontal=True,
                      key="map_method")  # fmt: skip
 run = runs[model]
-if explain_ui.cached_projection(run, method) is None and method != "pca":
+if cached_projection(run, method) is None and method != "pca":
     st.info("UMAP is computed once per run and kept with it: about a minute or two here.")
     if not st.button("Compute the UMAP map", key="map_compute"):
         st.stop()
 try:
-    proj = explain_ui.test_projection(run, method)
+    proj = test_projection(run, method)
 except projection.ProjectionUnavailable as exc:
     st.error(str(exc))
     st.stop()
-title = f"{ui.display_name(model)}: {METHOD_LABELS[method]} of the test set"
-figure = ui.figure("figures_map.projection_figure", proj, run.y_true, run.y_prob.argmax(axis=1),
+title = f"{display_name(model)}: {METHOD_LABELS[method]} of the test set"
+figure = cached.figure("figures_map.projection_figure", proj, run.y_true, run.y_prob.argmax(axis=1),
                    CLASS_NAMES, title)  # fmt: skip
 event = st.plotly_chart(figure, width="stretch", key=f"map_chart_{model}_{method}",
                         on_select="rerun", selection_mode="points")  # fmt: skip
@@ -55,7 +56,7 @@ st.caption(
     "the label or the models are wrong."
 )
 rows = st.dataframe(table, hide_index=True, on_select="rerun", selection_mode="single-row",
-                    height=ui.table_height(8), key="map_suspects")  # fmt: skip
+                    height=layout.table_height(8), key="map_suspects")  # fmt: skip
 if rows.selection.rows:
     st.session_state[PICKED] = int(table.iloc[rows.selection.rows[0]]["index"])
 
@@ -63,4 +64,4 @@ index = st.session_state.get(PICKED)
 if index is not None and 0 <= index < len(run.y_true):
     st.subheader(f"Test image {index}: {CLASS_NAMES[int(run.y_true[index])]}")
     with st.container(border=True):
-        explain_ui.image_detail_ui(runs, int(index), key="map_detail")
+        image_detail_ui(runs, int(index), key="map_detail")

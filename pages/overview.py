@@ -2,28 +2,28 @@
 
 import streamlit as st
 
-import analysis_ui
-import ui
 from core import figures
 from core.artifacts import RunError, artifacts_root
 from core.data import CLASS_NAMES, first_per_class
+from core.models import REGISTRY, display_name
 from core.predict import UnsupportedModel
 from core.report import report_table_text
 from core.text import literal
+from widgets import analysis, cached, layout, picker
 
 st.title("Baseline vs residual CNN on Fashion-MNIST")
 st.caption(
     "Two Keras CNNs from a course report, trained on all 60,000 training images (10 epochs, "
     "batch 32, Adam) and scored on the 10,000 held-out test images."
 )
-runs = ui.selected_runs()
-ui.require_runs(runs)
-ui.dataset_warning(runs)
+runs = picker.selected_runs()
+picker.require_runs(runs)
+picker.dataset_warning(runs)
 
-evals = {name: ui.evaluation(run) for name, run in runs.items()}
+evals = {name: cached.evaluation(run) for name, run in runs.items()}
 names = list(runs)
-comparison = ui.comparison(runs[names[0]], runs[names[1]])
-quick = [ui.display_name(n) for n, r in runs.items() if not r.follows_report]
+comparison = cached.comparison(runs[names[0]], runs[names[1]])
+quick = [display_name(n) for n, r in runs.items() if not r.follows_report]
 if quick:
     st.warning(f"{' and '.join(quick)}: a quick run that does not follow the report's protocol.")
 
@@ -31,7 +31,7 @@ columns = st.columns(len(runs))
 for column, (name, run) in zip(columns, runs.items(), strict=True):
     e, m = evals[name], run.manifest
     with column:
-        st.subheader(ui.display_name(name))
+        st.subheader(display_name(name))
         a, b, c = st.columns(3)
         a.metric("Test accuracy", f"{e.accuracy:.4f}")
         b.metric("Test loss", f"{e.loss:.4f}")
@@ -43,19 +43,19 @@ for column, (name, run) in zip(columns, runs.items(), strict=True):
             help="Measured while this run trained, on its machine and under its load.",
         )  # fmt: skip
 
-verdict = comparison.verdict(ui.display_name(names[0]), ui.display_name(names[1]))
-st.markdown(analysis_ui.CHOSEN_RUNS_NOTE)
+verdict = comparison.verdict(display_name(names[0]), display_name(names[1]))
+st.markdown(analysis.CHOSEN_RUNS_NOTE)
 (st.success if comparison.significant else st.info)(verdict, icon=":material/balance:")
 root = str(artifacts_root())
-collected = analysis_ui.seed_runs(root)
-several = analysis_ui.has_spread(collected)
+collected = analysis.seed_runs(root)
+several = analysis.has_spread(collected)
 if several:
-    summaries = analysis_ui.summaries(collected, root)
-    seed_verdict, clear = analysis_ui.paired_verdict(summaries)
-    st.markdown(analysis_ui.ACROSS_SEEDS_NOTE)
+    summaries = analysis.summaries(collected, root)
+    seed_verdict, clear = analysis.paired_verdict(summaries)
+    st.markdown(analysis.ACROSS_SEEDS_NOTE)
     (st.success if clear else st.info)(seed_verdict, icon=":material/stacked_line_chart:")
 else:
-    st.caption(analysis_ui.more_seeds_text(collected))
+    st.caption(analysis.more_seeds_text(collected))
 st.page_link(
     "pages/compare.py",
     label="Details: agreement table, per-class F1",
@@ -65,41 +65,41 @@ st.page_link(
 if several:
     st.subheader("Across seeds")
     st.caption("Each model's test figures over its seeds: mean ± standard deviation (n − 1).")
-    table = analysis_ui.seed_table(summaries)
+    table = analysis.seed_table(summaries)
     st.container(key="overview_seed_table").dataframe(
-        table, width="stretch", height=ui.table_height(len(table))
+        table, width="stretch", height=layout.table_height(len(table))
     )
-    chart = ui.figure("seed_metric_figure", summaries, analysis_ui.labels(summaries),
+    chart = cached.figure("seed_metric_figure", summaries, analysis.labels(summaries),
                       "accuracy", figures.ACCURACY_REFERENCES)  # fmt: skip
     st.plotly_chart(chart, width="stretch", key="overview_seed_chart")
     st.caption(figures.BEST_PUBLISHED_NOTE)
     with st.expander("F1 of each class across seeds"):
-        table = analysis_ui.class_f1_table(summaries)
+        table = analysis.class_f1_table(summaries)
         st.container(key="overview_class_f1_table").dataframe(
-            table, width="stretch", height=ui.table_height(len(table))
+            table, width="stretch", height=layout.table_height(len(table))
         )
 
 st.subheader("The report's figures and ours")
 table = report_table_text(evals)
-st.dataframe(table, width="stretch", height=ui.table_height(len(table)))
+st.dataframe(table, width="stretch", height=layout.table_height(len(table)))
 
 st.subheader("Architectures")
-for tab, (name, run) in zip(st.tabs([ui.display_name(n) for n in runs]), runs.items(), strict=True):
+for tab, (name, run) in zip(st.tabs([display_name(n) for n in runs]), runs.items(), strict=True):
     with tab:
         try:
-            model = ui.predictor(run)
+            model = cached.predictor(run)
         except (RunError, UnsupportedModel) as exc:
             st.warning(f"The architecture cannot be shown: {literal(exc)}")
             continue
         left, right = st.columns([3, 2])
         left.dataframe(model.layer_table(), hide_index=True, width="stretch")
-        left.caption(f"{model.total_params:,} parameters. {ui.REGISTRY[name].description}")
+        left.caption(f"{model.total_params:,} parameters. {REGISTRY[name].description}")
         right.graphviz_chart(model.to_dot(), width="content")
 
 st.subheader("Test images by class")
-x_test, y_test = ui.test_set()
+x_test, y_test = cached.test_set()
 index = first_per_class(y_test, 6)
-grid = ui.figure(
+grid = cached.figure(
     "sample_grid_figure", x_test[index], [CLASS_NAMES[y_test[i]] for i in index], columns=12
 )
 st.plotly_chart(grid, width="stretch", key="sample_grid")

@@ -3,14 +3,15 @@
 import numpy as np
 import streamlit as st
 
-import explain_ui
-import ui
 from core import figures
 from core.artifacts import RunError
 from core.data import CLASS_NAMES, first_per_class
+from core.models import display_name
 from core.predict import UnsupportedModel, predict_both, top_k
 from core.preprocess import PreprocessError, prepare_drawing, prepare_upload
 from core.text import literal
+from widgets import cached, picker
+from widgets.explain import input_cams_ui, nearest_ui
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
 PAD_PX = 280  # ten times the models' 28x28 input
@@ -49,7 +50,7 @@ def upload_ui() -> tuple[np.ndarray, tuple[str, ...]]:
 
 def example_ui() -> tuple[np.ndarray, tuple[str, ...]]:
     """A few real test images of every class."""
-    x_test, y_test = ui.test_set()
+    x_test, y_test = cached.test_set()
     index = st.selectbox(
         "Or try a test image", first_per_class(y_test, EXAMPLES_PER_CLASS).tolist(),
         format_func=lambda i: f"{CLASS_NAMES[y_test[i]]} (test image {i})", key="predict_example",
@@ -60,14 +61,14 @@ def example_ui() -> tuple[np.ndarray, tuple[str, ...]]:
 INPUTS = {"Draw": drawing_ui, "Upload a picture": upload_ui, "Test image": example_ui}
 
 st.title("Predict: what do the two models see?")
-runs = ui.selected_runs()
-ui.require_runs(runs)
+runs = picker.selected_runs()
+picker.require_runs(runs)
 try:
-    models = {name: ui.predictor(run) for name, run in runs.items()}
+    models = {name: cached.predictor(run) for name, run in runs.items()}
 except (RunError, UnsupportedModel) as exc:
     st.error(f"A model cannot be loaded for prediction: {literal(exc)}. Retrain it on the "
              "Training page.")  # fmt: skip
-    st.page_link(ui.TRAINING_PAGE, label="Go to Training", icon=":material/model_training:")
+    st.page_link(picker.TRAINING_PAGE, label="Go to Training", icon=":material/model_training:")
     st.stop()
 
 source = st.radio("Input", list(INPUTS), horizontal=True, key="predict_source")
@@ -85,18 +86,18 @@ if len({label for label, _ in best.values()}) == 1:
     every = "Both" if len(best) == 2 else "All"
     st.success(f"{every} models say {next(iter(best.values()))[0]}", icon=":material/check:")
 else:
-    says = "; ".join(f"{ui.display_name(n)} says {c} ({p:.0%})" for n, (c, p) in best.items())
+    says = "; ".join(f"{display_name(n)} says {c} ({p:.0%})" for n, (c, p) in best.items())
     st.warning(f"They disagree: {says}.", icon=":material/call_split:")
 
 chart, ranks = st.columns([2, 1])
 chart.plotly_chart(figures.probability_figure(probs), width="stretch", key="predict_probs")
 for name, prob in probs.items():
-    ranks.markdown(f"**{ui.display_name(name)}: top 3**")
+    ranks.markdown(f"**{display_name(name)}: top 3**")
     ranks.markdown("\n".join(f"{i}. {c}: {p:.1%}" for i, (c, p) in enumerate(top_k(prob), 1)))
 
 st.subheader("Why: Grad-CAM and the nearest training images")
-explain_ui.input_cams_ui(models, pixels, probs)
+input_cams_ui(models, pixels, probs)
 if st.toggle("Show the nearest training images", key="predict_neighbours"):
     for name, run in runs.items():
-        st.markdown(f"**{ui.display_name(name)}**: nearest training images")
-        explain_ui.nearest_ui(run, pixels, label=None)
+        st.markdown(f"**{display_name(name)}**: nearest training images")
+        nearest_ui(run, pixels, label=None)

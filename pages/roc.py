@@ -4,11 +4,11 @@ calibration: whether each model is as often right as it is confident."""
 import pandas as pd
 import streamlit as st
 
-import analysis_ui
-import ui
 from core.calibration import calibration_text
 from core.data import CLASS_NAMES
+from core.models import display_name
 from core.roc import DIFFERENCE, WEAKEST, auc_table, weakest_class
+from widgets import analysis, cached, layout, picker
 
 DEFAULT_CLASS = "Shirt"  # the hardest Fashion-MNIST class for both models
 VIEWS = ("One class", "All ten classes")
@@ -20,10 +20,10 @@ st.caption(
     "rate) against the share of other images it wrongly takes for that class (false positive "
     "rate), as the probability threshold falls. AUC 1 is a perfect ranking, 0.5 is chance."
 )
-runs = ui.selected_runs()
-ui.require_runs(runs)
+runs = picker.selected_runs()
+picker.require_runs(runs)
 
-evals = {name: ui.evaluation(run) for name, run in runs.items()}
+evals = {name: cached.evaluation(run) for name, run in runs.items()}
 names = list(runs)
 table = auc_table(evals)
 
@@ -35,18 +35,20 @@ if view == VIEWS[0]:
     k = CLASS_NAMES.index(class_name)
     curves = {name: ev.roc[k] for name, ev in evals.items()}
     for column, name in zip(st.columns(len(names) + 2)[: len(names)], names, strict=True):
-        column.metric(f"{ui.display_name(name)}: AUC for {class_name}", f"{curves[name].auc:.4f}")
+        column.metric(f"{display_name(name)}: AUC for {class_name}", f"{curves[name].auc:.4f}")
     full, corner = st.columns(2)
-    full.plotly_chart(ui.figure("roc_figure", curves, class_name), width="stretch", key="roc_full")
+    full.plotly_chart(
+        cached.figure("roc_figure", curves, class_name), width="stretch", key="roc_full"
+    )
     corner.plotly_chart(
-        ui.figure("roc_figure", curves, class_name, zoom=True), width="stretch", key="roc_zoom"
+        cached.figure("roc_figure", curves, class_name, zoom=True), width="stretch", key="roc_zoom"
     )
     st.caption("Right: the top-left corner (few false positives, most true positives caught).")
 else:
-    st.plotly_chart(ui.figure("roc_grid_figure", evals), width="stretch", key="roc_grid")
+    st.plotly_chart(cached.figure("roc_grid_figure", evals), width="stretch", key="roc_grid")
 
 st.subheader("AUC per class")
-labels = {name: ui.display_name(name) for name in names}
+labels = {name: display_name(name) for name in names}
 if DIFFERENCE in table:
     labels[DIFFERENCE] = f"{labels[names[-1]]} − {labels[names[0]]}"
 weakest = weakest_class(table)
@@ -56,11 +58,11 @@ if DIFFERENCE in table:
     styled = styled.format("{:+.4f}", subset=[labels[DIFFERENCE]], na_rep="–")
 if weakest is not None:
     styled = styled.set_properties(subset=pd.IndexSlice[[weakest], :], **HIGHLIGHT)
-st.dataframe(styled, width="stretch", height=ui.table_height(len(table)), key="roc_auc_table")
+st.dataframe(styled, width="stretch", height=layout.table_height(len(table)), key="roc_auc_table")
 if weakest is not None:
     st.caption(f"Highlighted: {weakest}, the class with the lowest AUC averaged over the models.")
 for column, name in zip(st.columns(len(names) + 2)[: len(names)], names, strict=True):
-    column.metric(f"{ui.display_name(name)}: macro AUC", f"{evals[name].macro_auc:.4f}")
+    column.metric(f"{display_name(name)}: macro AUC", f"{evals[name].macro_auc:.4f}")
 
 st.subheader("Calibration")
 st.caption(
@@ -68,20 +70,20 @@ st.caption(
     "by how sure the model was, so a few very confident mistakes can give the more accurate "
     "model the higher test loss."
 )
-calibrations = {name: analysis_ui.calibrate(run) for name, run in runs.items()}
+calibrations = {name: analysis.calibrate(run) for name, run in runs.items()}
 st.info(calibration_text(calibrations, [labels[n] for n in names]), icon=":material/target:")
 reliabilities = {name: c.reliability for name, c in calibrations.items()}
 st.plotly_chart(
-    ui.figure("reliability_figure", reliabilities, {n: labels[n] for n in names}),
+    cached.figure("reliability_figure", reliabilities, {n: labels[n] for n in names}),
     width="stretch", key="roc_reliability_chart",
 )  # fmt: skip
 mistakes, ece = st.columns(2)
-table = analysis_ui.mistakes_table(calibrations)
+table = analysis.mistakes_table(calibrations)
 mistakes.container(key="roc_mistakes_table").dataframe(
-    analysis_ui.styled_mistakes(table), width="stretch", height=ui.table_height(len(table))
+    analysis.styled_mistakes(table), width="stretch", height=layout.table_height(len(table))
 )
-table = analysis_ui.ece_table(calibrations)
+table = analysis.ece_table(calibrations)
 ece.container(key="roc_ece_table").dataframe(
-    table.style.format("{:.2%}"), width="stretch", height=ui.table_height(len(table))
+    table.style.format("{:.2%}"), width="stretch", height=layout.table_height(len(table))
 )
-ece.caption(analysis_ui.ECE_CAPTION)
+ece.caption(analysis.ECE_CAPTION)

@@ -4,12 +4,11 @@ import time
 
 import streamlit as st
 
-import analysis_ui
-import ui
 from core import artifacts, figures, jobs
-from core.models import MODEL_NAMES
+from core.models import MODEL_NAMES, display_name
 from core.text import literal
 from core.train import REPORT_BATCH_SIZE, REPORT_EPOCHS, TrainConfig
+from widgets import analysis, cached, picker
 
 LIVE = "training_live"  # session state: {model: jobs.LiveJob}, so each tick reads only new bytes
 ACTIVE = "training_active"  # session state: whether a training ran at the last full run
@@ -26,10 +25,10 @@ for model in MODEL_NAMES:
     live.setdefault(model, jobs.LiveJob(model)).poll(root)
 active = any(job.running for job in live.values())
 if st.session_state.get(ACTIVE) and not active:
-    ui.list_runs.clear()  # a training just ended: its run may be new
-    analysis_ui.seed_runs.clear()
+    picker.list_runs.clear()  # a training just ended: its run may be new
+    analysis.seed_runs.clear()
 st.session_state[ACTIVE] = active
-runs = ui.selected_runs()  # no guard: this is the page that makes runs
+runs = picker.selected_runs()  # no guard: this is the page that makes runs
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -40,7 +39,7 @@ def replay(model: str, run_id: str, root: str) -> jobs.Curves:
 st.subheader("Train")
 a, b, c, d = st.columns([2, 1, 1, 1])
 choice = a.radio("Model", [*MODEL_NAMES, jobs.ALL], horizontal=True, key="train_model",
-                 format_func=lambda m: "Both, one after the other" if m == jobs.ALL else ui.display_name(m))  # fmt: skip
+                 format_func=lambda m: "Both, one after the other" if m == jobs.ALL else display_name(m))  # fmt: skip
 epochs = b.number_input("Epochs", min_value=1, value=REPORT_EPOCHS, key="train_epochs")
 batch = c.number_input("Batch size", min_value=1, value=REPORT_BATCH_SIZE, key="train_batch")
 seed = d.number_input("Seed", min_value=0, value=0, key="train_seed")
@@ -80,7 +79,7 @@ def live_ui() -> None:
         st.caption("Nothing has been trained in this artifacts folder yet.")
         return
     for model, job in shown.items():
-        text = f"**{ui.display_name(model)}**: {jobs.status_text(job.status)}"
+        text = f"**{display_name(model)}**: {jobs.status_text(job.status)}"
         if job.running:
             p = jobs.progress(job.records, now=time.time())
             st.progress(p.fraction, text=f"{text} · {jobs.progress_text(p)}")
@@ -101,41 +100,41 @@ live_ui()
 
 st.subheader("Curves of finished runs")
 metric = st.radio("Metric", figures.METRICS, horizontal=True, key="train_metric")
-collected = analysis_ui.seed_runs(str(root))
+collected = analysis.seed_runs(str(root))
 seeded = any(collected.values())
 bands = st.toggle(
     "All seeds of the report's protocol, mean ± std", key="train_seed_bands", disabled=not seeded,
-    help=None if analysis_ui.has_spread(collected) else analysis_ui.more_seeds_text(collected),
+    help=None if analysis.has_spread(collected) else analysis.more_seeds_text(collected),
 ) and seeded  # fmt: skip
 if bands:
-    curves = analysis_ui.seed_curves(collected, str(root))
-    fig = ui.figure("seed_curves_figure", curves, analysis_ui.labels(curves), metric,
-                    analysis_ui.references(metric))  # fmt: skip
+    curves = analysis.seed_curves(collected, str(root))
+    fig = cached.figure("seed_curves_figure", curves, analysis.labels(curves), metric,
+                    analysis.references(metric))  # fmt: skip
     st.plotly_chart(fig, width="stretch", key="train_seed_chart")
-    st.caption(analysis_ui.curves_caption(metric))
+    st.caption(analysis.curves_caption(metric))
 else:
-    infos = {(m, i.run_id): i for m in MODEL_NAMES for i in ui.list_runs(m, str(root)) if i.ok}
+    infos = {(m, i.run_id): i for m in MODEL_NAMES for i in picker.list_runs(m, str(root)) if i.ok}
     picked = {(m, r.run_id) for m, r in runs.items() if r is not None}
     extra = st.multiselect(
         "Overlay other runs", [k for k in infos if k not in picked], key="train_overlay",
-        format_func=lambda k: f"{ui.display_name(k[0])}: {jobs.run_label(infos[k])}",
+        format_func=lambda k: f"{display_name(k[0])}: {jobs.run_label(infos[k])}",
     )  # fmt: skip
     shown = {m: replay(m, rid, str(root)) for m, rid in sorted(picked)}
-    shown |= {f"{ui.display_name(m)} {rid}": replay(m, rid, str(root)) for m, rid in extra}
+    shown |= {f"{display_name(m)} {rid}": replay(m, rid, str(root)) for m, rid in extra}
     if shown:
-        fig = analysis_ui.training_curves_figure(jobs.figure_inputs(shown), metric)
+        fig = analysis.training_curves_figure(jobs.figure_inputs(shown), metric)
         st.plotly_chart(fig, width="stretch", key="train_replay_chart")
-        st.caption(analysis_ui.curves_caption(metric))
+        st.caption(analysis.curves_caption(metric))
     else:
         st.info("No finished run yet: train one above.")
 
 st.subheader("Default runs")
 st.caption("The run each model opens with, in every new session.")
 for column, model in zip(st.columns(len(MODEL_NAMES)), MODEL_NAMES, strict=True):
-    listed = ui.list_runs(model, str(root))
+    listed = picker.list_runs(model, str(root))
     good = {i.run_id: i for i in listed if i.ok}
     with column:
-        st.markdown(f"**{ui.display_name(model)}**")
+        st.markdown(f"**{display_name(model)}**")
         if good:
             current = artifacts.default_run_id(model, root)
             pick = st.selectbox("Run", list(good), index=list(good).index(current),
@@ -146,8 +145,8 @@ for column, model in zip(st.columns(len(MODEL_NAMES)), MODEL_NAMES, strict=True)
             ):
                 try:
                     artifacts.set_default(model, pick, root)
-                    ui.list_runs.clear()
-                    st.success(f"{pick} is now the default of {ui.display_name(model)}.")
+                    picker.list_runs.clear()
+                    st.success(f"{pick} is now the default of {display_name(model)}.")
                 except (artifacts.RunError, OSError) as exc:
                     st.error(f"Could not make {pick} the default: {literal(exc)}")
         else:

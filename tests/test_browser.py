@@ -55,7 +55,7 @@ RUN_S = 120  # one Streamlit script run, at most (a loaded 2-core machine, cold 
 TRAIN_S = 300  # start to published run of the quick training below
 NAMES = {model: REGISTRY[model].display_name for model in MODEL_NAMES}
 BASELINE, RESIDUAL = MODEL_NAMES[:2]
-GALLERY_PER_PAGE = 24  # gallery_ui.PER_PAGE (not imported: it imports Streamlit)
+GALLERY_PER_PAGE = 24  # widgets.gallery.PER_PAGE (not imported: it imports Streamlit)
 
 # What "the page's chart is drawn" means, page by page: selectors that must match a visible
 # element. Plotly draws heatmaps as an <image>, lines as path.js-line, bars as .trace.bars.
@@ -527,7 +527,7 @@ def other_baseline_run(browser_root, request) -> artifacts.RunInfo:
         tiny = request.getfixturevalue("tiny_root")
         info = next(i for i in artifacts.list_runs(BASELINE, tiny) if i.ok)
         shutil.copytree(info.path, browser_root / BASELINE / info.run_id)
-        time.sleep(6)  # ui.list_runs caches listings for 5 s
+        time.sleep(6)  # widgets.picker.list_runs caches listings for 5 s
     return others()[0]
 
 

@@ -320,7 +320,7 @@ def test_part_labels():
 
 def test_gallery_modules_do_not_import_tensorflow():
     code = (
-        "import sys, gallery_ui, core.gallery, core.comparison; "
+        "import sys, widgets.gallery, core.gallery, core.comparison; "
         "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]; "
         "sys.exit(f'imported {bad}' if bad else 0)"
     )

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import ui
 from core import artifacts
 from core import predict as predict_module
 from core.models import MODEL_NAMES
 from core.predict import predict_both
 from core.preprocess import prepare_upload
+from widgets import cached
 
 SESSIONS = 16
 REQUESTS_PER_SESSION = 4
@@ -47,14 +47,14 @@ def runs(tiny_root) -> dict[str, artifacts.Run]:
 
 def predict_page_path(runs: dict[str, artifacts.Run], data: bytes) -> dict[str, np.ndarray]:
     """What the Predict page does for an upload: cached models, preprocessing, both models."""
-    models = {name: ui.predictor(run) for name, run in runs.items()}
+    models = {name: cached.predictor(run) for name, run in runs.items()}
     return predict_both(models, prepare_upload(data).pixels)
 
 
 def test_concurrent_sessions_share_one_model_copy_and_get_the_lone_answers(
     runs, uploads, monkeypatch
 ):
-    ui._predictor.clear()
+    cached.predictor_cache_clear()
     loads = []
     real_load = predict_module.load_predictor
 
@@ -68,7 +68,7 @@ def test_concurrent_sessions_share_one_model_copy_and_get_the_lone_answers(
 
     def first_use(_):
         start.wait()
-        return {name: ui.predictor(run) for name, run in runs.items()}
+        return {name: cached.predictor(run) for name, run in runs.items()}
 
     with ThreadPoolExecutor(SESSIONS) as pool:
         copies = list(pool.map(first_use, range(SESSIONS)))

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import explain_ui
 from core import artifacts, explain
 from core.data import CLASS_NAMES
 from core.models import MODEL_NAMES, REGISTRY
 from core.predict import load_predictor
 from tests import apptools
 from tests.apptools import gallery_count
+from widgets import explain as explain_view
 
 SHIRT, TSHIRT = CLASS_NAMES.index("Shirt"), CLASS_NAMES.index("T-shirt/top")
 TRAIN_SUBSET = 3000  # neighbours are searched among these (all 60,000 take minutes here)
@@ -46,8 +46,8 @@ def confusion(shipped_root, monkeypatch):
 
 def test_grad_cam_strip_is_the_image_then_each_models_map(runs, dataset):
     index = 42
-    strip = np.asarray(Image.open(io.BytesIO(explain_ui.cam_strip_png(runs, index))))
-    scale, gap = explain_ui.TILE_SCALE, explain_ui.GAP
+    strip = np.asarray(Image.open(io.BytesIO(explain_view.cam_strip_png(runs, index))))
+    scale, gap = explain_view.TILE_SCALE, explain_view.GAP
     side = 28 * scale
     assert strip.shape == (side, 3 * side + 2 * gap, 3)
     image = dataset.x_test[index]
@@ -92,9 +92,9 @@ def test_inspecting_an_image_shows_both_maps_and_its_nearest_training_images(
     confusion, runs, dataset, monkeypatch
 ):
     x_sub, y_sub = dataset.x_train[:TRAIN_SUBSET], dataset.y_train[:TRAIN_SUBSET]
-    monkeypatch.setattr(explain_ui, "train_images", lambda: (x_sub, y_sub))
+    monkeypatch.setattr(explain_view, "train_images", lambda: (x_sub, y_sub))
     monkeypatch.setattr(
-        explain_ui.neighbours, "features_path", lambda run: run.path / "cache" / "subset.npz"
+        explain_view.neighbours, "features_path", lambda run: run.path / "cache" / "subset.npz"
     )
     options = confusion.selectbox(key="confusion_gallery_inspect").options
     index = int(options[0].removeprefix("test image "))
@@ -113,9 +113,9 @@ def test_inspecting_an_image_shows_both_maps_and_its_nearest_training_images(
         train = model.penultimate(x_sub / 255).astype(np.float64)
         query = model.penultimate(dataset.x_test[index : index + 1] / 255).astype(np.float64)[0]
         cosine = 1 - train @ query / (np.linalg.norm(train, axis=1) * np.linalg.norm(query))
-        nearest = np.argsort(cosine, kind="stable")[: explain_ui.NEIGHBOURS]
+        nearest = np.argsort(cosine, kind="stable")[: explain_view.NEIGHBOURS]
         same = int((y_sub[nearest] == SHIRT).sum())
-        assert caption.startswith(f"{same} of {explain_ui.NEIGHBOURS} nearest training images")
+        assert caption.startswith(f"{same} of {explain_view.NEIGHBOURS} nearest training images")
 
 
 def test_predict_page_explains_a_test_image(shipped_root, monkeypatch, runs, dataset):

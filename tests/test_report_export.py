@@ -8,10 +8,10 @@ from html.parser import HTMLParser
 
 import pytest
 
-import analysis_ui
 from core import artifacts, calibration, seeds
 from core.models import MODEL_NAMES
 from tests import seedtools
+from widgets import analysis
 
 
 class _Reader(HTMLParser):
@@ -44,7 +44,7 @@ def root(tmp_path_factory, dataset):
 
 def test_report_holds_every_section_and_opens_offline(root):
     runs = {m: artifacts.load_run(m, root=root) for m in MODEL_NAMES}
-    html = analysis_ui.report_html(runs)
+    html = analysis.report_html(runs)
     reader = _Reader()
     reader.feed(html)
     for title in ("Test metrics", "Is the difference real?", "Confusion", "Calibration", "Seeds"):

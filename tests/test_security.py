@@ -18,7 +18,7 @@ from core.preprocess import MAX_BYTES, MAX_PIXELS
 from core.text import literal
 
 ROOT = Path(__file__).resolve().parent.parent
-UI_SOURCES = [ROOT / "dashboard.py", ROOT / "ui.py", ROOT / "gallery_ui.py"]
+UI_SOURCES = [ROOT / "dashboard.py", *sorted((ROOT / "widgets").glob("*.py"))]
 UI_SOURCES += sorted((ROOT / "pages").glob("*.py"))
 ALL_SOURCES = UI_SOURCES + sorted((ROOT / "core").glob("*.py"))
 

@@ -1,25 +1,24 @@
 """Streamlit helpers for several seeds and calibration: cached reads and the tables pages show.
 
 The maths lives in ``core.seeds`` and ``core.calibration``; here it is cached, keyed (like
-``ui.evaluation``) on run ids and their manifests' time stamps, so a new or replaced run is
+``cached.evaluation``) on run ids and their manifests' time stamps, so a new or replaced run is
 picked up, and its results are laid out as tables and sentences. No TensorFlow here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
 import streamlit as st
 
-import ui
 from core import artifacts, calibration, figures, seeds
 from core.artifacts import RunInfo
 from core.data import CLASS_NAMES
-from core.models import MODEL_NAMES
+from core.models import MODEL_NAMES, display_name
 from core.report import REPORT
+from widgets import cached
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -56,10 +55,7 @@ def seed_runs(root: str) -> Collected:
 
 
 def _ids(model: str, infos: Mapping[int, RunInfo]) -> tuple[tuple[int, str, int], ...]:
-    return tuple(
-        (seed, info.run_id, ui._stamp(info.path.parent.parent, model, info.run_id))
-        for seed, info in infos.items()
-    )
+    return tuple((seed, cached.run_key(info)) for seed, info in infos.items())
 
 
 @st.cache_data(show_spinner="Summarising the seeds…", max_entries=32)
@@ -97,7 +93,7 @@ def has_spread(collected: Collected) -> bool:
 
 def labels(keys) -> dict[str, str]:
     """Display names of ``keys`` (model names), for a figure's ``names``."""
-    return {key: ui.display_name(key) for key in keys}
+    return {key: display_name(key) for key in keys}
 
 
 def more_seeds_text(collected: Collected) -> str:
@@ -115,8 +111,8 @@ def paired_verdict(summaries: Mapping[str, seeds.SeedSummary]) -> tuple[str, boo
     """The paired-by-seed verdict on the first two models, and whether its interval is clear of
     zero (two or more seeds, one model better beyond the seed-to-seed spread)."""
     a, b = MODEL_NAMES[:2]
-    names = (ui.display_name(a), ui.display_name(b))
-    missing = [ui.display_name(m) for m in (a, b) if m not in summaries]
+    names = (display_name(a), display_name(b))
+    missing = [display_name(m) for m in (a, b) if m not in summaries]
     if missing:
         return (
             f"No seed of the report's protocol was trained for {' and '.join(missing)}, so the "
@@ -141,14 +137,14 @@ def seed_table(summaries: Mapping[str, seeds.SeedSummary]) -> pd.DataFrame:
             for metric, label in SEED_COLUMNS.items()
         }
         row["Seeds"] = f"{summary.n} ({', '.join(str(s) for s in summary.seeds)})"
-        rows[ui.display_name(model)] = row
+        rows[display_name(model)] = row
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def class_f1_table(summaries: Mapping[str, seeds.SeedSummary]) -> pd.DataFrame:
     """One row per class: each model's F1, mean ± std over its seeds."""
     columns = {
-        f"{ui.display_name(model)} F1": [
+        f"{display_name(model)} F1": [
             _mean_std(s.class_summary.loc[name, "mean"], s.class_summary.loc[name, "std"])
             for name in CLASS_NAMES
         ]
@@ -196,22 +192,21 @@ def training_curves_figure(inputs: dict, metric: str) -> go.Figure:
 
 
 @st.cache_data(show_spinner="Checking calibration…", max_entries=16)
-def _calibrate(model: str, run_id: str, root: str, stamp: int) -> calibration.Calibration:
-    run = artifacts.load_run(model, run_id, root)
+def _calibrate(key: cached.RunKey) -> calibration.Calibration:
+    run = cached.load_run(key)
     return calibration.calibrate(run.y_true, run.y_prob)
 
 
 def calibrate(run: artifacts.Run) -> calibration.Calibration:
     """Cached reliability bins, class-wise ECE and confident mistakes of one run."""
-    root = str(run.path.parent.parent)
-    return _calibrate(run.model, run.run_id, root, ui._stamp(Path(root), run.model, run.run_id))
+    return _calibrate(cached.run_key(run))
 
 
 def ece_table(results: Mapping[str, calibration.Calibration]) -> pd.DataFrame:
     """Rows: the top-label ECE, then each class's one-vs-rest ECE; one column per model."""
     return pd.DataFrame(
         {
-            ui.display_name(model): [c.reliability.ece, *map(float, c.classwise_ece)]
+            display_name(model): [c.reliability.ece, *map(float, c.classwise_ece)]
             for model, c in results.items()
         },
         index=pd.Index([TOP_LABEL, *CLASS_NAMES], name="expected calibration error"),
@@ -234,7 +229,7 @@ def mistakes_table(results: Mapping[str, calibration.Calibration]) -> pd.DataFra
     }
     return pd.DataFrame(
         {
-            ui.display_name(model): [get(c.mistakes) for get in rows.values()]
+            display_name(model): [get(c.mistakes) for get in rows.values()]
             for model, c in results.items()
         },
         index=pd.Index(list(rows), name="test set"),
@@ -303,7 +298,5 @@ def _report(ids: tuple, root: str, _runs: Mapping[str, artifacts.Run]) -> str:
 def report_html(runs: Mapping[str, artifacts.Run]) -> str:
     """The comparison as one self-contained HTML file (plotly.js inlined), cached per runs."""
     root = str(next(iter(runs.values())).path.parent.parent)
-    ids = tuple(
-        (r.model, r.run_id, ui._stamp(Path(root), r.model, r.run_id)) for r in runs.values()
-    )
+    ids = tuple(cached.run_key(r) for r in runs.values())
     return _report(ids, root, runs)

@@ -1,29 +1,23 @@
-"""Streamlit helpers shared by the pages: the sidebar run picker, cached reads, the guard.
+"""The sidebar run picker and the guard every results page starts with.
 
 Pages call ``selected_runs()`` first; it draws the run picker in the sidebar and returns the
-chosen verified run of each model (None where a model has no usable run). Everything cached is
-keyed on the run's identity and its manifest's time stamp, so a new or replaced run is picked up.
-No TensorFlow here.
+chosen verified run of each model (None where a model has no usable run). No TensorFlow here.
 """
 
 from __future__ import annotations
 
-import importlib
-from pathlib import Path
-
-import numpy as np
 import streamlit as st
 
-from core import artifacts, figures, metrics
-from core.data import load_dataset
+from core import artifacts
 from core.models import MODEL_NAMES, REGISTRY
 from core.text import literal
+from widgets import cached
 
 TRAINING_PAGE = "pages/training.py"
 
 
 # Session-state keys, defined once.
-def run_key(model: str) -> str:
+def chosen_key(model: str) -> str:
     """The chosen run id of ``model`` (persists across pages)."""
     return f"run_{model}"
 
@@ -32,78 +26,9 @@ def picker_key(model: str) -> str:
     return f"picker_{model}"
 
 
-def _stamp(root: Path, model: str, run_id: str) -> int:
-    try:
-        return (root / model / run_id / artifacts.MANIFEST).stat().st_mtime_ns
-    except OSError:
-        return 0
-
-
 @st.cache_data(show_spinner=False, ttl=5)
 def list_runs(model: str, root: str) -> list[artifacts.RunInfo]:
     return artifacts.list_runs(model, root)
-
-
-@st.cache_data(show_spinner="Reading the run…", max_entries=16)
-def _load_run(model: str, run_id: str, root: str, stamp: int) -> artifacts.Run:
-    return artifacts.load_run(model, run_id, root)
-
-
-@st.cache_data(show_spinner="Computing metrics…", max_entries=16)
-def _evaluate(model: str, run_id: str, root: str, stamp: int) -> metrics.Evaluation:
-    run = _load_run(model, run_id, root, stamp)
-    return metrics.evaluate(run.y_true, run.y_prob)
-
-
-@st.cache_data(show_spinner="Comparing…", max_entries=16)
-def _compare(ids: tuple[tuple[str, str, int], ...], root: str) -> metrics.Comparison:
-    (a, run_a, stamp_a), (b, run_b, stamp_b) = ids
-    first, second = _load_run(a, run_a, root, stamp_a), _load_run(b, run_b, root, stamp_b)
-    return metrics.compare(first.y_true, first.y_prob, second.y_prob)
-
-
-def evaluation(run: artifacts.Run) -> metrics.Evaluation:
-    """Cached metrics of one run."""
-    root = str(run.path.parent.parent)
-    return _evaluate(run.model, run.run_id, root, _stamp(Path(root), run.model, run.run_id))
-
-
-def comparison(run_a: artifacts.Run, run_b: artifacts.Run) -> metrics.Comparison:
-    """Cached paired comparison (McNemar, bootstrap CI) of two runs on the same test set."""
-    root = str(run_a.path.parent.parent)
-    ids = tuple((r.model, r.run_id, _stamp(Path(root), r.model, r.run_id)) for r in (run_a, run_b))
-    return _compare(ids, root)
-
-
-@st.cache_resource(show_spinner=False, max_entries=256)
-def _figure(builder: str, *args, **kwargs):
-    module, _, name = builder.rpartition(".")
-    source = importlib.import_module(f"core.{module}") if module else figures
-    return getattr(source, name)(*args, **kwargs)
-
-
-def figure(builder: str, *args, **kwargs):
-    """``core.figures.<builder>(*args, **kwargs)`` (or ``core.<module>.<builder>`` when named
-    "module.builder"), built once per distinct input and shared.
-
-    Plotly validates every property as a figure is built (50-400 ms for ours), which would be
-    paid again on every click; hashing the inputs costs a few ms. Shared: never modify it.
-    """
-    return _figure(builder, *args, **kwargs)
-
-
-@st.cache_resource(show_spinner="Loading the Fashion-MNIST test set…")
-def test_set() -> tuple[np.ndarray, np.ndarray]:
-    """The real test images (10000, 28, 28) uint8 and labels, read once per server."""
-    data = load_dataset(allow_download=False, test_only=True)
-    return data.x_test, data.y_test
-
-
-@st.cache_data(show_spinner=False, max_entries=4096)
-def test_image_png(index: int, scale: int) -> bytes:
-    """Test image ``index`` as PNG bytes, enlarged ``scale`` times (encoded once per server)."""
-    x_test, _ = test_set()
-    return figures.image_png(x_test[index], scale=scale)
 
 
 def _run_label(info: artifacts.RunInfo) -> str:
@@ -156,10 +81,10 @@ def selected_runs() -> dict[str, artifacts.Run | None]:
             st.sidebar.caption(f"{REGISTRY[model].display_name}: no usable run")
             chosen[model] = None
         else:
-            current = st.session_state.get(run_key(model))
+            current = st.session_state.get(chosen_key(model))
             if current not in good:
                 current = artifacts.default_run_id(model, root)
-            st.session_state[run_key(model)] = current
+            st.session_state[chosen_key(model)] = current
             options = list(good)
             st.sidebar.selectbox(
                 REGISTRY[model].display_name,
@@ -170,7 +95,7 @@ def selected_runs() -> dict[str, artifacts.Run | None]:
                 on_change=_remember, args=(model,),
             )  # fmt: skip
             try:
-                chosen[model] = _load_run(model, current, root, _stamp(Path(root), model, current))
+                chosen[model] = cached.load_run(cached.key_of(model, current, root))
             except artifacts.RunError as exc:  # damaged since it was listed
                 st.sidebar.error(f"Cannot open this run: {literal(exc)}")
                 chosen[model] = None
@@ -183,7 +108,7 @@ def selected_runs() -> dict[str, artifacts.Run | None]:
 
 
 def _remember(model: str) -> None:
-    st.session_state[run_key(model)] = st.session_state[picker_key(model)]
+    st.session_state[chosen_key(model)] = st.session_state[picker_key(model)]
 
 
 def require_runs(runs: dict[str, artifacts.Run | None], needed=MODEL_NAMES) -> None:
@@ -238,25 +163,3 @@ def dataset_warning(runs: dict[str, artifacts.Run | None]) -> None:
             "changed files so they are fetched again), or retrain on the Training page.",
             icon=":material/database:",
         )
-
-
-def display_name(model: str) -> str:
-    return REGISTRY[model].display_name
-
-
-@st.cache_resource(show_spinner="Loading the model…", max_entries=8)
-def _predictor(model: str, run_id: str, root: str, stamp: int):
-    from core.predict import load_predictor
-
-    return load_predictor(_load_run(model, run_id, root, stamp))
-
-
-def predictor(run: artifacts.Run):
-    """The run's model for fast inference (numpy; one shared, read-only copy per server)."""
-    root = str(run.path.parent.parent)
-    return _predictor(run.model, run.run_id, root, _stamp(Path(root), run.model, run.run_id))
-
-
-def table_height(rows: int) -> int:
-    """Pixels for st.dataframe to show ``rows`` rows and the header without scrolling."""
-    return (rows + 1) * 35 + 3

@@ -11,11 +11,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-import explain_ui
-import ui
-from core import gallery
+from core import explain, gallery
 from core.artifacts import Run
+from core.models import display_name
 from core.text import literal
+from widgets import cached
+from widgets import explain as explain_view
 
 PER_PAGE = 24
 SCALE = 6  # 28 px -> 168 px, every pixel a crisp block
@@ -49,7 +50,7 @@ def clickable_chart(container, figure, key: str, read: Callable, on_pick: Callab
 def load_test_images(y_true) -> np.ndarray | None:
     """The test images matching the run's labels, or None after saying what is wrong."""
     try:
-        x_test, y_test = ui.test_set()
+        x_test, y_test = cached.test_set()
     except Exception as exc:  # a missing or damaged dataset must not end the page
         st.error(
             f"The Fashion-MNIST test images could not be read ({literal(exc, 600)}). Install "
@@ -80,7 +81,7 @@ def gallery_ui(
     inspected one by one.
     """
     models = gallery.models_of(items)
-    names = {model: ui.display_name(model) for model in models}
+    names = {model: display_name(model) for model in models}
     if items.empty:
         st.info("No test images here.", icon=":material/image_not_supported:")
         return
@@ -108,16 +109,14 @@ def gallery_ui(
     cams = False
     if runs:
         left, right = st.columns(2)
-        cams = left.toggle(
-            "Show Grad-CAM", key=f"{key}_cams", help=explain_ui.explain.HEATMAP_LEGEND
-        )
+        cams = left.toggle("Show Grad-CAM", key=f"{key}_cams", help=explain.HEATMAP_LEGEND)
         if right.toggle(
             "Only suspected label errors",
             key=f"{key}_suspects",
             help="Images every model gives the same other class with at least 90% confidence: "
             "the label may be wrong rather than the models.",
         ):
-            shown = shown[shown["index"].isin(explain_ui.suspects(runs))]
+            shown = shown[shown["index"].isin(explain_view.suspects(runs))]
     shown = gallery.sort_items(shown, chosen, order)
     n_pages = gallery.page(shown, 1, PER_PAGE)[1]
     page_key = f"{key}_page"
@@ -132,16 +131,16 @@ def gallery_ui(
         return
     records = rows.to_dict("records")
     if cams:
-        st.caption(explain_ui.strip_caption(runs) + " " + explain_ui.explain.HEATMAP_LEGEND)
+        st.caption(explain_view.strip_caption(runs) + " " + explain.HEATMAP_LEGEND)
         st.image(
-            [explain_ui.cam_strip_png(runs, int(r["index"])) for r in records],
+            [explain_view.cam_strip_png(runs, int(r["index"])) for r in records],
             caption=[gallery.caption(r, names) for r in records],
-            width=(28 * explain_ui.TILE_SCALE + explain_ui.GAP) * (len(runs) + 1),
+            width=(28 * explain_view.TILE_SCALE + explain_view.GAP) * (len(runs) + 1),
             output_format="PNG",
         )
     else:
         st.image(
-            [ui.test_image_png(int(r["index"]), SCALE) for r in records],
+            [cached.test_image_png(int(r["index"]), SCALE) for r in records],
             caption=[gallery.caption(r, names) for r in records],
             width=28 * SCALE,  # fixed: otherwise each image widens to its caption
             output_format="PNG",
@@ -158,4 +157,4 @@ def gallery_ui(
         )
         if picked is not None:
             with st.container(border=True):
-                explain_ui.image_detail_ui(runs, picked, key=f"{key}_detail")
+                explain_view.image_detail_ui(runs, picked, key=f"{key}_detail")

@@ -8,28 +8,19 @@ and per image and draws.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
-import ui
 from core import artifacts, explain, neighbours, projection
 from core.data import CLASS_NAMES, load_dataset
+from core.models import display_name
+from widgets import cached
 
 TILE_SCALE = 4  # 28 px -> 112 px per panel in gallery strips
 DETAIL_SCALE = 6
 NEIGHBOURS = 8
 GAP = 4  # white pixels between the panels of a strip
-
-
-def _identity(run: artifacts.Run) -> tuple[str, str, str, int]:
-    root = str(run.path.parent.parent)
-    return run.model, run.run_id, root, ui._stamp(Path(root), run.model, run.run_id)
-
-
-def _run(identity: tuple[str, str, str, int]) -> artifacts.Run:
-    return ui._load_run(*identity)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -38,9 +29,11 @@ def _run(identity: tuple[str, str, str, int]) -> artifacts.Run:
 
 @st.cache_data(show_spinner=False, max_entries=8192)
 def _test_cam(identity: tuple, index: int, class_index: int) -> np.ndarray:
-    x_test, _ = ui.test_set()
+    x_test, _ = cached.test_set()
     pixels = (x_test[index : index + 1] / 255).astype(np.float32)
-    return explain.grad_cam(ui.predictor(_run(identity)), pixels, class_index)[0]  # (28, 28)
+    return explain.grad_cam(cached.predictor(cached.load_run(identity)), pixels, class_index)[
+        0
+    ]  # (28, 28)
 
 
 def test_cam(run: artifacts.Run, index: int, class_index: int | None = None) -> np.ndarray:
@@ -48,7 +41,7 @@ def test_cam(run: artifacts.Run, index: int, class_index: int | None = None) -> 
     prediction), cached per run, image and class."""
     if class_index is None:
         class_index = int(run.y_prob[index].argmax())
-    return _test_cam(_identity(run), int(index), int(class_index))
+    return _test_cam(cached.run_key(run), int(index), int(class_index))
 
 
 def _strip(panels: list[np.ndarray]) -> np.ndarray:
@@ -78,11 +71,11 @@ def _png(rgb: np.ndarray) -> bytes:
 
 @st.cache_data(show_spinner=False, max_entries=4096)
 def _strip_png(identities: tuple, index: int, scale: int) -> bytes:
-    x_test, _ = ui.test_set()
+    x_test, _ = cached.test_set()
     image = x_test[index]
     panels = [_grey(image, scale)]
     for identity in identities:
-        run = _run(identity)
+        run = cached.load_run(identity)
         cam = test_cam(run, index)
         panels.append(explain.overlay(image, cam, scale=scale))
     return _png(_strip(panels))
@@ -90,11 +83,11 @@ def _strip_png(identities: tuple, index: int, scale: int) -> bytes:
 
 def cam_strip_png(runs: Mapping[str, artifacts.Run], index: int, scale: int = TILE_SCALE) -> bytes:
     """Test image ``index``, then each model's Grad-CAM for its own prediction, as one PNG."""
-    return _strip_png(tuple(_identity(r) for r in runs.values()), int(index), scale)
+    return _strip_png(tuple(cached.run_key(r) for r in runs.values()), int(index), scale)
 
 
 def strip_caption(runs: Mapping[str, artifacts.Run]) -> str:
-    names = ", then ".join(ui.display_name(m) for m in runs)
+    names = ", then ".join(display_name(m) for m in runs)
     return f"Each strip: the image, then Grad-CAM of {names}, each for its own prediction."
 
 
@@ -108,7 +101,7 @@ def input_cams_ui(models: Mapping, pixels: np.ndarray, probs: Mapping[str, np.nd
         cam = explain.grad_cam(model, pixels[None].astype(np.float32), predicted)[0]
         column.image(
             _png(explain.overlay(image, cam, scale=DETAIL_SCALE)),
-            caption=f"{ui.display_name(name)}: why {CLASS_NAMES[predicted]}",
+            caption=f"{display_name(name)}: why {CLASS_NAMES[predicted]}",
         )
     st.caption(explain.HEATMAP_LEGEND)
 
@@ -119,7 +112,7 @@ def input_cams_ui(models: Mapping, pixels: np.ndarray, probs: Mapping[str, np.nd
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _suspects(identities: tuple, threshold: float) -> np.ndarray:
-    runs = [_run(identity) for identity in identities]
+    runs = [cached.load_run(identity) for identity in identities]
     return neighbours.suspect_labels(
         runs[0].y_true, {r.model: r.y_prob for r in runs}, threshold=threshold
     )
@@ -127,7 +120,7 @@ def _suspects(identities: tuple, threshold: float) -> np.ndarray:
 
 def suspects(runs: Mapping[str, artifacts.Run], threshold: float = 0.9) -> np.ndarray:
     """Test images every model confidently (>= threshold) gives the same other class."""
-    return _suspects(tuple(_identity(r) for r in runs.values()), threshold)
+    return _suspects(tuple(cached.run_key(r) for r in runs.values()), threshold)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -143,13 +136,13 @@ def train_images() -> tuple[np.ndarray, np.ndarray]:
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _train_features(identity: tuple) -> np.ndarray:
-    run = _run(identity)
+    run = cached.load_run(identity)
     x_train, _ = train_images()
-    bar = st.progress(0.0, text=f"Computing {ui.display_name(run.model)}'s features of the "
+    bar = st.progress(0.0, text=f"Computing {display_name(run.model)}'s features of the "
                       "60,000 training images, once for this run (a few minutes)…")  # fmt: skip
     try:
         return neighbours.train_features(
-            run, ui.predictor(run), x_train, progress=lambda f: bar.progress(f)
+            run, cached.predictor(run), x_train, progress=lambda f: bar.progress(f)
         )
     finally:
         bar.empty()
@@ -162,8 +155,8 @@ def features_ready(run: artifacts.Run) -> bool:
 
 def nearest_ui(run: artifacts.Run, pixels: np.ndarray, label: int | None = None) -> None:
     """The nearest training images of one input (28, 28) float in ``run``'s penultimate space."""
-    features = _train_features(_identity(run))
-    query = ui.predictor(run).penultimate(pixels[None].astype(np.float32))
+    features = _train_features(cached.run_key(run))
+    query = cached.predictor(run).penultimate(pixels[None].astype(np.float32))
     index, distance = neighbours.nearest_training(query, features, k=NEIGHBOURS)
     x_train, y_train = train_images()
     labels = [int(y_train[i]) for i in index[0]]
@@ -189,7 +182,7 @@ def nearest_ui(run: artifacts.Run, pixels: np.ndarray, label: int | None = None)
 def image_detail_ui(runs: Mapping[str, artifacts.Run], index: int, key: str) -> None:
     """A test image with each model's prediction, its Grad-CAM for the predicted and the true
     class, whether the label is suspect, and (on request) the nearest training images."""
-    x_test, y_test = ui.test_set()
+    x_test, y_test = cached.test_set()
     true = int(y_test[index])
     image = x_test[index]
     st.markdown(f"**Test image {index}**, labelled **{CLASS_NAMES[true]}**")
@@ -206,7 +199,7 @@ def image_detail_ui(runs: Mapping[str, artifacts.Run], index: int, key: str) -> 
         confidence = float(run.y_prob[index, predicted])
         shown = [predicted] if predicted == true else [predicted, true]
         with column:
-            st.markdown(f"**{ui.display_name(name)}**: {CLASS_NAMES[predicted]} ({confidence:.0%})")
+            st.markdown(f"**{display_name(name)}**: {CLASS_NAMES[predicted]} ({confidence:.0%})")
             st.image(
                 [_png(explain.overlay(image, test_cam(run, index, c), scale=3)) for c in shown],
                 caption=[f"why {CLASS_NAMES[c]}" for c in shown],
@@ -224,7 +217,7 @@ def image_detail_ui(runs: Mapping[str, artifacts.Run], index: int, key: str) -> 
     ):
         pixels = (image / 255).astype(np.float32)
         for name, run in runs.items():
-            st.markdown(f"**{ui.display_name(name)}**: nearest training images")
+            st.markdown(f"**{display_name(name)}**: nearest training images")
             nearest_ui(run, pixels, true)
 
 
@@ -239,12 +232,12 @@ def cached_projection(run: artifacts.Run, method: str):
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _projection(identity: tuple, method: str):
-    run = _run(identity)
-    x_test, _ = ui.test_set()
+    run = cached.load_run(identity)
+    x_test, _ = cached.test_set()
     with st.spinner(f"Placing the test images by {method.upper()} (once per run)…"):
-        return projection.project(run, ui.predictor(run), x_test, method)
+        return projection.project(run, cached.predictor(run), x_test, method)
 
 
 def test_projection(run: artifacts.Run, method: str):
     """The run's test images in 2-D by ``method``, computed once and kept with the run."""
-    return _projection(_identity(run), method)
+    return _projection(cached.run_key(run), method)

@@ -1,0 +1,124 @@
+"""Cached reads shared by the pages: runs, metrics, comparisons, the test set, models, figures.
+
+Everything here is keyed on a run's identity (``run_key``: model, run id, artifacts root and
+its manifest's time stamp), built in one place, so a new or replaced run is picked up. No
+TensorFlow here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import streamlit as st
+
+from core import artifacts, metrics
+from core.data import load_dataset
+from core.figures import image_png
+
+
+class RunKey(NamedTuple):
+    """What every cached read of one run is keyed on."""
+
+    model: str
+    run_id: str
+    root: str
+    stamp: int  # the manifest's mtime: a replaced run gets a new key
+
+
+def manifest_stamp(root: Path | str, model: str, run_id: str) -> int:
+    try:
+        return (Path(root) / model / run_id / artifacts.MANIFEST).stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+def key_of(model: str, run_id: str, root: Path | str) -> RunKey:
+    """The cache key of run ``run_id`` of ``model`` under ``root``, as it is on disk now."""
+    return RunKey(model, run_id, str(root), manifest_stamp(root, model, run_id))
+
+
+def run_key(run: artifacts.Run | artifacts.RunInfo) -> RunKey:
+    """The cache key of a loaded or listed run."""
+    return key_of(run.model, run.run_id, run.path.parent.parent)
+
+
+@st.cache_data(show_spinner="Reading the run…", max_entries=16)
+def load_run(key: RunKey) -> artifacts.Run:
+    """The verified run ``key`` names (raises ``artifacts.RunError`` if it is damaged)."""
+    return artifacts.load_run(key.model, key.run_id, key.root)
+
+
+@st.cache_data(show_spinner="Computing metrics…", max_entries=16)
+def _evaluate(key: RunKey) -> metrics.Evaluation:
+    run = load_run(key)
+    return metrics.evaluate(run.y_true, run.y_prob)
+
+
+@st.cache_data(show_spinner="Comparing…", max_entries=16)
+def _compare(key_a: RunKey, key_b: RunKey) -> metrics.Comparison:
+    first, second = load_run(key_a), load_run(key_b)
+    return metrics.compare(first.y_true, first.y_prob, second.y_prob)
+
+
+def evaluation(run: artifacts.Run) -> metrics.Evaluation:
+    """Cached metrics of one run."""
+    return _evaluate(run_key(run))
+
+
+def comparison(run_a: artifacts.Run, run_b: artifacts.Run) -> metrics.Comparison:
+    """Cached paired comparison (McNemar, bootstrap CI) of two runs on the same test set."""
+    return _compare(run_key(run_a), run_key(run_b))
+
+
+@st.cache_resource(show_spinner="Loading the Fashion-MNIST test set…")
+def test_set() -> tuple[np.ndarray, np.ndarray]:
+    """The real test images (10000, 28, 28) uint8 and labels, read once per server."""
+    data = load_dataset(allow_download=False, test_only=True)
+    return data.x_test, data.y_test
+
+
+@st.cache_data(show_spinner=False, max_entries=4096)
+def test_image_png(index: int, scale: int) -> bytes:
+    """Test image ``index`` as PNG bytes, enlarged ``scale`` times (encoded once per server)."""
+    x_test, _ = test_set()
+    return image_png(x_test[index], scale=scale)
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=8)
+def _predictor(key: RunKey):
+    from core.predict import load_predictor
+
+    return load_predictor(load_run(key))
+
+
+def predictor(run: artifacts.Run):
+    """The run's model for fast inference (numpy; one shared, read-only copy per server)."""
+    return _predictor(run_key(run))
+
+
+@st.cache_resource(show_spinner=False, max_entries=256)
+def _figure(builder: str, *args, **kwargs):
+    import importlib
+
+    from core import figures
+
+    module, _, name = builder.rpartition(".")
+    source = importlib.import_module(f"core.{module}") if module else figures
+    return getattr(source, name)(*args, **kwargs)
+
+
+def figure(builder: str, *args, **kwargs):
+    """``core.figures.<builder>(*args, **kwargs)`` (or ``core.<module>.<builder>`` when named
+    "module.builder"), built once per distinct input and shared.
+
+    Plotly validates every property as a figure is built (50-400 ms for ours), which would be
+    paid again on every click; hashing the inputs costs a few ms. Shared: never modify it.
+    """
+    return _figure(builder, *args, **kwargs)
+
+
+def predictor_cache_clear() -> None:
+    """Forget the loaded models (the next ``predictor`` call loads them again)."""
+    _predictor.clear()
