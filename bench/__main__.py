@@ -13,11 +13,13 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from bench import machine, report
+from bench import machine, results
 from bench.common import PROJECT
 
-PARTS = ("kernels", "training", "evaluation", "interactive", "dashboard", "protocol")
-DEFAULT_PARTS = PARTS[:5]  # "protocol" (full 10-epoch runs, ~30 min) only when asked for
+PARTS = ("kernels", "training", "evaluation", "interactive", "dashboard", "protocol", "steadiness")
+# "protocol" (full 10-epoch runs, ~30 min) and "steadiness" (waits for a quiet machine, then
+# ~10 min of fresh training processes) only when asked for
+DEFAULT_PARTS = PARTS[:5]
 RESULTS_JSON = PROJECT / "bench" / "results.json"
 RESULTS_MD = PROJECT / "bench" / "results.md"
 # (full, quick) settings of every part
@@ -28,6 +30,8 @@ SETTINGS = {
     "interactive": ({"calls": 200, "reference_calls": 50}, {"calls": 50, "reference_calls": 10}),
     "dashboard": ({"rounds": 3, "clicks": 10}, {"rounds": 1, "clicks": 3}),
     "protocol": ({"epochs": 10, "batch_sizes": [32, 128]}, {"epochs": 1, "batch_sizes": [32, 128]}),
+    "steadiness": ({"processes": 6, "warmup": 100, "timed": 600, "wait_s": 1500},
+                   {"processes": 2, "warmup": 50, "timed": 150, "wait_s": 0}),
 }  # fmt: skip
 
 
@@ -65,6 +69,11 @@ def run_part(name: str, settings: dict, log) -> dict:
         from bench import dashboard
 
         return dashboard.run(settings["rounds"], settings["clicks"], log)
+    if name == "steadiness":
+        from bench import steadiness
+
+        return steadiness.run(settings["processes"], settings["warmup"], settings["timed"],
+                              settings["wait_s"], log)  # fmt: skip
     from bench import training
 
     return training.protocol(list(MODEL_NAMES), settings["epochs"], settings["batch_sizes"], log)
@@ -77,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         type=_parts,
         default=list(DEFAULT_PARTS),
         metavar="PART,...",
-        help=f"parts to run, from {', '.join(PARTS)} (default: all but protocol)",
+        help=f"parts to run, from {', '.join(PARTS)} (default: all but protocol and steadiness)",
     )
     parser.add_argument(
         "--quick",
@@ -106,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
             "result": result,
         }
         print(f"{name}: done in {saved[name]['seconds']:.0f} s", file=sys.stderr)
-    text = report.render(saved, about)
+    if RESULTS_JSON.is_file():  # parts saved by another run meanwhile stay
+        saved = {**json.loads(RESULTS_JSON.read_text()), **{n: saved[n] for n in args.only}}
+    text = results.render(saved, about)
     print(text)
     if not args.no_save:
         RESULTS_JSON.write_text(json.dumps(saved, indent=1) + "\n")

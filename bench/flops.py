@@ -12,7 +12,7 @@ def macs_per_image(model: NumpyModel) -> dict[str, int]:
     multiply-accumulates and cost little next to the products).
     """
     counts = {}
-    for layer in model._layers.values():  # the parsed graph, in execution order
+    for layer in model.layers.values():  # the parsed graph, in execution order
         if layer.kind == "Conv2D":
             kh, kw, cin, cout = layer.weights[0].shape
             oh, ow, _ = layer.output_shape

@@ -18,18 +18,10 @@ import statistics
 import sys
 import tempfile
 import time
-import types
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 PAGES = ("overview", "training", "confusion", "roc", "compare", "predict", "map")
-
-
-def _fake_canvas() -> None:
-    """streamlit-drawable-canvas imports only inside a running server; give AppTest a stand-in."""
-    module = types.ModuleType("streamlit_drawable_canvas")
-    module.st_canvas = lambda **kwargs: types.SimpleNamespace(image_data=None, json_data=None)
-    sys.modules["streamlit_drawable_canvas"] = module
 
 
 def _profile_script_thread(stop: bool = False) -> cProfile.Profile | None:
@@ -63,10 +55,11 @@ def main(argv: list[str]) -> None:
     from streamlit.testing.v1 import AppTest
 
     from bench.common import PROJECT, copy_shipped_runs
+    from bench.fakes import install_fake_canvas
 
     repeats = int(argv[0])
     profile = argv[argv.index("--profile") + 1] if "--profile" in argv else None
-    _fake_canvas()
+    install_fake_canvas()
     with tempfile.TemporaryDirectory(prefix="bench-pages-") as tmp:
         os.environ["FMNIST_ARTIFACTS"] = str(copy_shipped_runs(Path(tmp) / "artifacts"))
         at = AppTest.from_file(str(PROJECT / "dashboard.py"), default_timeout=120)

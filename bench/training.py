@@ -13,15 +13,16 @@ The first epoch (graph tracing included) is reported apart from the steady epoch
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from bench.common import PROJECT, clean_env, default_runs, median, run_json
+from core import artifacts
 
 VARIANTS = ("plain", "core", "tuned")
 
@@ -38,13 +39,13 @@ def _core_run(model: str, epochs: int, limit: int | None, batch_size: int = 32) 
                               start_new_session=True)  # fmt: skip
         if proc.returncode != 0:
             raise RuntimeError(f"core.train failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-        manifest = json.loads(next(Path(out, model).glob("*/manifest.json")).read_text())
+        manifest = artifacts.read_manifest(next(Path(out, model).glob("*/manifest.json")).parent)
     return {
-        "epoch_seconds": manifest["seconds_per_epoch"],
-        "images": manifest["protocol"]["train_images"],
-        "compute": manifest.get("compute", {}),
-        "test_accuracy": manifest["test_metrics"]["accuracy"],
-        "test_loss": manifest["test_metrics"]["loss"],
+        "epoch_seconds": manifest.seconds_per_epoch,
+        "images": manifest.protocol.train_images,
+        "compute": asdict(manifest.compute) if manifest.compute else {},
+        "test_accuracy": manifest.test_metrics.accuracy,
+        "test_loss": manifest.test_metrics.loss,
     }
 
 
@@ -105,11 +106,11 @@ def protocol(models: list[str], epochs: int, batch_sizes: list[int], log=print) 
             "runs": runs,
             "shipped": {
                 "run_id": shipped[model].run_id,
-                "test_accuracy": manifest["test_metrics"]["accuracy"],
-                "test_loss": manifest["test_metrics"]["loss"],
-                "epoch_seconds": manifest["seconds_per_epoch"],
-                "batch_size": manifest["protocol"]["batch_size"],
-                "epochs": manifest["protocol"]["epochs"],
+                "test_accuracy": manifest.test_metrics.accuracy,
+                "test_loss": manifest.test_metrics.loss,
+                "epoch_seconds": manifest.seconds_per_epoch,
+                "batch_size": manifest.protocol.batch_size,
+                "epochs": manifest.protocol.epochs,
             },
         }
     return out

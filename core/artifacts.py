@@ -3,12 +3,16 @@
 Layout::
 
     artifacts/<model>/<run-id>/      a finished run (manifest.json last, then renamed into place)
+    artifacts/<model>/<run-id>/cache/ derived from the run on first use: ``core.runcache``'s
     artifacts/<model>/.tmp-<run-id>/ a run being written; never read as a run
     artifacts/<model>/DEFAULT        pointer file: the run id the dashboard opens
     artifacts/<model>/.train.lock    held (flock) by the one process training this model
     artifacts/<model>/.training.json what that process is doing, for pages that follow it
 
-Nothing here imports TensorFlow; only ``Run.load_keras_model`` does, when it is called.
+This module owns the run format, writing and reading: ``RunWriter`` writes every run file and
+the manifest (a ``Manifest``), ``read_manifest``/``verify_run``/``load_run`` read them back.
+Nothing here imports TensorFlow; only ``Run.load_keras_model`` does, when it is called (and
+``RunWriter.save_model`` is handed a Keras model by the trainer).
 """
 
 from __future__ import annotations
@@ -23,35 +27,34 @@ import re
 import secrets
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
 from core.data import NUM_CLASSES, current_files
-from core.models import MODEL_NAMES, get_spec
 
-FORMAT = "fmnist-compare-run"
-FORMAT_VERSION = 1
+# The run format's file names and error are part of the store's API too (explicit re-exports).
+from core.manifest import HISTORY_FILE as HISTORY_FILE
+from core.manifest import LIVE_LOG as LIVE_LOG
+from core.manifest import MANIFEST as MANIFEST
+from core.manifest import MODEL_FILE as MODEL_FILE
+from core.manifest import PREDICTIONS as PREDICTIONS
+from core.manifest import RUN_FILES as RUN_FILES
+from core.manifest import Manifest as Manifest
+from core.manifest import RunError as RunError
+from core.models import get_spec
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 ENV_VAR = "FMNIST_ARTIFACTS"
 
-MANIFEST = "manifest.json"
-MODEL_FILE = "model.keras"
-HISTORY_FILE = "history.json"
-LIVE_LOG = "live.jsonl"
-PREDICTIONS = "predictions.npz"
-RUN_FILES = (MODEL_FILE, HISTORY_FILE, LIVE_LOG, PREDICTIONS)
 DEFAULT_POINTER = "DEFAULT"
 LOCK_FILE = ".train.lock"
 STATUS_FILE = ".training.json"
 TMP_PREFIX = ".tmp-"
+HISTORY_NOTE = "test_* are held-out monitoring only; nothing is selected on them"
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-
-
-class RunError(RuntimeError):
-    """A run is missing, damaged or incompatible; the message names what is wrong."""
 
 
 class TrainingBusy(RuntimeError):
@@ -122,17 +125,72 @@ def sha256_file(path: Path) -> str:
     return value
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder and rename: readers see old or new, whole."""
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write ``data`` (text as UTF-8) via a new temporary file in the same folder, fsync and
+    rename: readers see the old file or the new one, whole. Raises OSError (nothing replaced)."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
+        # A new file (never one planted at the name); not mkstemp, whose 0600 mode would hide
+        # the file from a dashboard run by another user.
+        with open(tmp, "xb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a failed clean-up must not hide the first error
+            tmp.unlink(missing_ok=True)
+
+
+def check_writable(root: Path) -> str | None:
+    """Why runs cannot be written under the artifacts folder ``root`` (created if need be), in
+    a sentence; None when they can."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        return f"cannot write to the artifacts folder {root}: {exc.strerror or exc}"
+    return None
+
+
+# The free disk space a training needs before it starts. A run's files take about 4 MB
+# (model.keras 2.3-3 MB, predictions.npz 0.4 MB, live log and history under 0.1 MB), all written
+# at the end, so a disk that fills up during the training loses all of it. 200 MB is some fifty
+# runs: a whole seed sweep (ten runs, ~35 MB) with a wide margin, because the space is checked
+# once, at the start, and others write to the same disk meanwhile (the dashboard's caches, ~30 MB
+# for each run it explores; the trainer's output log; other programs).
+MIN_FREE_BYTES = 200 * 10**6
+
+
+class NotEnoughSpace(OSError):
+    """The artifacts folder's disk has too little free space to start a training."""
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size < 10**7 else f"{size / 1e6:,.0f} MB"
+
+
+def check_free_space(root: Path, needed: int = MIN_FREE_BYTES) -> str | None:
+    """Why a training should not start for lack of disk space under the artifacts folder
+    ``root``, in a sentence; None when there is room (or the space cannot be told).
+
+    Creates nothing: a folder not made yet is measured on its nearest existing parent.
+    """
+    where = Path(root)
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    try:
+        free = shutil.disk_usage(where).free
+    except OSError:
+        return None  # check_writable, or the save itself, says what is wrong
+    if free >= needed:
+        return None
+    return (
+        f"only {_megabytes(free)} free on the disk of the artifacts folder {root}; training "
+        f"needs at least {_megabytes(needed)}. Free some space there"
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -146,13 +204,33 @@ class RunInfo:
     model: str
     run_id: str
     path: Path
-    manifest: dict | None
+    manifest: Manifest | None
     problem: str | None = None
     is_default: bool = False
 
     @property
     def ok(self) -> bool:
         return self.problem is None
+
+    def label(self, compact: bool = False) -> str:
+        """The run in a picker: its id (``compact``: the start time to the second, and the
+        seed), test accuracy, a quick run's settings, whether it is the default; a damaged run
+        says why."""
+        if not self.ok:
+            return f"{self.run_id} (damaged: {self.problem})"
+        p = self.manifest.protocol
+        if compact:
+            parts = [self.run_id[:15].replace("-", " ", 1), f"seed {p.seed}"]
+        else:
+            parts = [self.run_id]
+        parts.append(f"acc {self.manifest.test_metrics.accuracy:.4f}")
+        if not p.follows_report and compact:
+            parts.append(f"quick: {p.epochs} ep, {p.train_images} img")
+        elif not p.follows_report:
+            parts.append(f"quick: {p.epochs} ep, batch {p.batch_size}, {p.train_images:,} img")
+        if self.is_default:
+            parts.append("default")
+        return " · ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -162,19 +240,19 @@ class Run:
     model: str
     run_id: str
     path: Path
-    manifest: dict
+    manifest: Manifest
     history: list[dict]
     y_true: np.ndarray = field(repr=False)  # (n,) int
     y_prob: np.ndarray = field(repr=False)  # (n, 10) float32
 
     @property
     def follows_report(self) -> bool:
-        return bool(self.manifest["protocol"]["follows_report"])
+        return self.manifest.protocol.follows_report
 
     @property
     def mean_epoch_seconds(self) -> float:
         """Mean wall-clock seconds per epoch, as measured while the run trained."""
-        seconds = self.manifest["seconds_per_epoch"]
+        seconds = self.manifest.seconds_per_epoch
         return sum(seconds) / len(seconds)
 
     def load_keras_model(self):
@@ -182,44 +260,35 @@ class Run:
         import keras
 
         path = self.path / MODEL_FILE
-        if sha256_file(path) != self.manifest["files"][MODEL_FILE]:
+        if sha256_file(path) != self.manifest.model_sha256:
             raise RunError(
                 f"{self.model}/{self.run_id}: {MODEL_FILE} changed since it was verified"
             )
         return keras.saving.load_model(path, compile=False, safe_mode=True)
 
 
-def _read_manifest(path: Path) -> dict:
+def read_manifest(path: Path) -> Manifest:
+    """The manifest of the run folder ``path``, parsed (its files are not checked here)."""
     file = path / MANIFEST
     if not file.is_file():
         raise RunError(f"{MANIFEST} is missing")
     try:
-        manifest = json.loads(file.read_text(encoding="utf-8"))
+        data = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RunError(f"{MANIFEST} is unreadable ({exc})") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise RunError(f"{MANIFEST} is not a run manifest of this project")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise RunError(
-            f"{MANIFEST} has format version {manifest.get('format_version')!r}; this version of "
-            f"the project reads version {FORMAT_VERSION}: retrain the model"
-        )
-    for key in ("model", "run_id", "protocol", "files", "test_metrics"):
-        if key not in manifest:
-            raise RunError(f"{MANIFEST} lacks {key!r}")
-    return manifest
+    return Manifest.from_dict(data)
 
 
-def verify_run(path: Path, model: str | None = None) -> dict:
+def verify_run(path: Path, model: str | None = None) -> Manifest:
     """Check a run folder's manifest and every file's SHA-256; returns the manifest."""
     if path.is_symlink():  # a run is a real folder inside the artifacts folder, never a link
         raise RunError("the run folder is a symbolic link")
-    manifest = _read_manifest(path)
-    if model is not None and manifest["model"] != model:
-        raise RunError(f"manifest says model {manifest['model']!r}, folder says {model!r}")
-    if manifest["run_id"] != path.name:
-        raise RunError(f"manifest says run {manifest['run_id']!r}, folder is {path.name!r}")
-    files = manifest["files"]
+    manifest = read_manifest(path)
+    if model is not None and manifest.model != model:
+        raise RunError(f"manifest says model {manifest.model!r}, folder says {model!r}")
+    if manifest.run_id != path.name:
+        raise RunError(f"manifest says run {manifest.run_id!r}, folder is {path.name!r}")
+    files = manifest.files
     missing = [name for name in RUN_FILES if name not in files]
     if missing:
         raise RunError(f"{MANIFEST} has no checksum for {', '.join(missing)}")
@@ -265,7 +334,7 @@ def load_run(model: str, run_id: str | None = None, root: Path | str | None = No
     try:
         manifest = verify_run(path, model)
         history = json.loads((path / HISTORY_FILE).read_text(encoding="utf-8"))["epochs"]
-        y_true, y_prob = _read_predictions(path, manifest["test_metrics"]["n"])
+        y_true, y_prob = _read_predictions(path, manifest.test_metrics.n)
     except RunError as exc:
         raise RunError(f"{model}/{run_id}: {exc}") from exc
     except (KeyError, TypeError, json.JSONDecodeError) as exc:
@@ -283,10 +352,10 @@ def check_dataset(
     a repeated check costs a few ``stat`` calls). Where no data set is found, or the manifest
     records none, there is nothing to compare and the answer is empty.
     """
-    dataset = (run.manifest or {}).get("dataset")
-    recorded = dataset.get("sha256") if isinstance(dataset, dict) else None
-    if not isinstance(recorded, dict):
+    dataset = run.manifest.dataset if run.manifest is not None else None
+    if dataset is None:
         return []
+    recorded = dataset.sha256
     current = current_files() if current is None else current
     if not current:
         return []
@@ -337,7 +406,7 @@ def default_run_id(model: str, root: Path | str | None = None) -> str | None:
     for info in runs:
         if info.is_default:
             return info.run_id
-    full = [r for r in runs if r.manifest["protocol"].get("follows_report")]
+    full = [r for r in runs if r.manifest.protocol.follows_report]
     return (full or runs)[0].run_id if runs else None
 
 
@@ -345,7 +414,7 @@ def set_default(model: str, run_id: str, root: Path | str | None = None) -> None
     """Point the model's default at ``run_id`` (which must verify)."""
     path = run_path(model, run_id, root)
     verify_run(path, model)
-    _write_atomic(path.parent / DEFAULT_POINTER, run_id + "\n")
+    write_atomic(path.parent / DEFAULT_POINTER, run_id + "\n")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -376,28 +445,45 @@ class RunWriter:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
     def file(self, name: str) -> Path:
+        """Where run file ``name`` is written (the trainer streams the live log there)."""
         if name not in RUN_FILES:
             raise ValueError(f"{name!r} is not a run file")
         return self.tmp / name
 
-    def commit(self, manifest: dict) -> Path:
-        """Checksum every file, write the manifest, fsync, and rename into place."""
+    def save_model(self, model) -> None:
+        """The trained Keras model, as ``model.keras``."""
+        model.save(self.file(MODEL_FILE))
+
+    def save_history(self, epochs: list[dict]) -> None:
+        """Per epoch: train and held-out test loss and accuracy, seconds."""
+        history = {"note": HISTORY_NOTE, "epochs": epochs}
+        self.file(HISTORY_FILE).write_text(json.dumps(history, indent=1), encoding="utf-8")
+
+    def save_predictions(self, y_true: np.ndarray, y_prob: np.ndarray) -> None:
+        """The test set's labels (n,) and the model's probabilities (n, 10)."""
+        np.savez_compressed(
+            self.file(PREDICTIONS),
+            y_true=np.asarray(y_true).astype(np.uint8),
+            y_prob=np.asarray(y_prob).astype(np.float32),
+        )
+
+    def commit(self, manifest: Manifest) -> Path:
+        """Checksum every file, write the manifest (its ``files`` filled in), fsync, and rename
+        into place."""
+        if (manifest.model, manifest.run_id) != (self.model, self.run_id):
+            raise ValueError(
+                f"a manifest of {manifest.model}/{manifest.run_id} for run "
+                f"{self.model}/{self.run_id}"
+            )
         files = {}
         for name in RUN_FILES:
             path = self.tmp / name
             with open(path, "rb") as f:
                 os.fsync(f.fileno())
             files[name] = sha256_file(path)
-        manifest = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "model": self.model,
-            "run_id": self.run_id,
-            **manifest,
-            "files": files,
-        }
+        manifest = replace(manifest, files=files)
         with open(self.tmp / MANIFEST, "w", encoding="utf-8") as f:
-            json.dump(manifest, f, indent=2)
+            json.dump(manifest.to_dict(), f, indent=2)
             f.flush()
             os.fsync(f.fileno())
         os.rename(self.tmp, self.final)
@@ -478,7 +564,7 @@ def is_training(model: str, root: Path | str | None = None) -> bool:
 
 def write_training_status(model: str, status: dict, root: Path | str | None = None) -> None:
     status = {**status, "updated": datetime.now(UTC).isoformat(timespec="seconds")}
-    _write_atomic(model_dir(model, root) / STATUS_FILE, json.dumps(status))
+    write_atomic(model_dir(model, root) / STATUS_FILE, json.dumps(status))
 
 
 def read_training_status(model: str, root: Path | str | None = None) -> dict | None:
@@ -493,37 +579,3 @@ def read_training_status(model: str, root: Path | str | None = None) -> dict | N
     if not status["running"] and status.get("state") == "training":
         status["state"] = "died"  # the process ended without saying so (killed)
     return status
-
-
-def live_log_path(model: str, root: Path | str | None = None) -> Path | None:
-    """The live log of the model's current or last training, wherever it is now."""
-    status = read_training_status(model, root)
-    if not status or "run_id" not in status:
-        return None
-    run_id = check_run_id(status["run_id"])
-    base = model_dir(model, root)
-    for folder in (base / f"{TMP_PREFIX}{run_id}", base / run_id):
-        if (folder / LIVE_LOG).is_file():
-            return folder / LIVE_LOG
-    return None
-
-
-def read_live_log(path: Path, offset: int = 0) -> tuple[list[dict], int]:
-    """Records appended since ``offset`` (bytes) and the new offset; a partial last line waits."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            chunk = f.read()
-    except FileNotFoundError:
-        return [], offset
-    end = chunk.rfind(b"\n") + 1
-    records = []
-    for line in chunk[:end].splitlines():
-        with contextlib.suppress(ValueError):
-            records.append(json.loads(line))
-    return records, offset + end
-
-
-def available_models(root: Path | str | None = None) -> dict[str, str | None]:
-    """Each registered model's default run id (None where it has no usable run)."""
-    return {name: default_run_id(name, root) for name in MODEL_NAMES}

@@ -1,4 +1,4 @@
-"""Calibration: does a model's confidence match how often it is right? (numpy only.)
+"""Calibration: does a model's confidence match how often it is right? (numpy, pandas.)
 
 A model can be the more accurate one and still have the higher test loss: log loss punishes a
 mistake by -log(probability given to the true class), so a few mistakes made with 99%
@@ -16,12 +16,20 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from core.data import NUM_CLASSES
+from core.data import CLASS_NAMES, NUM_CLASSES
 from core.metrics import check_predictions
+from core.models import display_name
 
 BINS = 15
 CONFIDENT = 0.9
 LOSS_PARTS = ("right", "wrong, less confident", "wrong, confident")
+TOP_LABEL = "All classes (top label)"
+ECE_CAPTION = (
+    "Expected calibration error (ECE): the gap between confidence and accuracy in each of "
+    f"{BINS} confidence bins, weighted by the bin's share of the test images. Top "
+    "label: the predicted class's probability against whether the prediction is right; per "
+    "class: that class's probability against whether it is the true class."
+)
 
 
 def _check_bins(bins: int) -> int:
@@ -253,3 +261,47 @@ def calibration_text(results: Mapping[str, Calibration], names: Sequence[str] | 
             "answer, so a few very confident mistakes can outweigh a higher accuracy."
         )
     return lead + detail + calib + why
+
+
+# --- tables, one column per model (by display name) --------------------------------------------
+
+
+def ece_table(results: Mapping[str, Calibration]) -> pd.DataFrame:
+    """Rows: the top-label ECE, then each class's one-vs-rest ECE; one column per model."""
+    return pd.DataFrame(
+        {
+            display_name(model): [c.reliability.ece, *map(float, c.classwise_ece)]
+            for model, c in results.items()
+        },
+        index=pd.Index([TOP_LABEL, *CLASS_NAMES], name="expected calibration error"),
+    )
+
+
+def mistakes_table(results: Mapping[str, Calibration]) -> pd.DataFrame:
+    """Accuracy, test loss, and how much of the loss the confident mistakes carry, per model."""
+    threshold = next(iter(results.values())).mistakes.threshold if results else CONFIDENT
+    confident = f"Confident mistakes (≥ {threshold:.0%})"
+    rows = {
+        "Test accuracy": lambda m: m.accuracy,
+        "Test loss (mean log loss)": lambda m: m.loss,
+        f"{confident}: share of test images": lambda m: m.share_of_images,
+        f"{confident}: share of all mistakes": lambda m: m.share_of_mistakes,
+        f"{confident}: share of the total log loss": lambda m: m.loss_share,
+        "All mistakes: share of the total log loss": lambda m: m.mistakes_loss_share,
+    }
+    return pd.DataFrame(
+        {
+            display_name(model): [get(c.mistakes) for get in rows.values()]
+            for model, c in results.items()
+        },
+        index=pd.Index(list(rows), name="test set"),
+    )
+
+
+def styled_mistakes(table: pd.DataFrame):
+    """``mistakes_table`` formatted: shares as percentages, the loss with four decimals."""
+    loss = [row for row in table.index if row.startswith("Test loss")]
+    shares = [row for row in table.index if row not in loss]
+    return table.style.format("{:.2%}", subset=pd.IndexSlice[shares, :], na_rep="–").format(
+        "{:.4f}", subset=pd.IndexSlice[loss, :], na_rep="–"
+    )

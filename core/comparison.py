@@ -1,6 +1,7 @@
-"""Two models' results as tables: the report side by side, its colours, and the CSV download.
+"""Two models' results as tables: the per-class metrics side by side, their colours, and
+the CSV download.
 
-No Streamlit here. Differences are always B minus A (``metrics.classification_report_diff``).
+No Streamlit here. Differences are always B minus A (``metrics.per_class_diff``).
 """
 
 from __future__ import annotations
@@ -9,17 +10,19 @@ import io
 
 import pandas as pd
 
-from core.figures import model_color, model_label
-from core.metrics import REPORT_COLUMNS, Comparison, Evaluation, classification_report_diff
+from core.metrics import PER_CLASS_COLUMNS, Comparison, Evaluation, per_class_diff
+from core.models import model_color, model_label
 
 METRIC_TITLES = {"precision": "Precision", "recall": "Recall", "f1": "F1"}
 DIFF_MARK = "Δ"
 DIFF_SCALE = 0.05  # a difference this large (5 points) gets the strongest tint
 
 
-def report_table(eval_a: Evaluation, eval_b: Evaluation, name_a: str, name_b: str) -> pd.DataFrame:
-    """Classification reports side by side with readable columns ('F1 · Baseline CNN', 'F1 Δ')."""
-    diff = classification_report_diff(eval_a, eval_b)
+def per_class_table(
+    eval_a: Evaluation, eval_b: Evaluation, name_a: str, name_b: str
+) -> pd.DataFrame:
+    """Per-class metrics side by side with readable columns ('F1 · Baseline CNN', 'F1 Δ')."""
+    diff = per_class_diff(eval_a, eval_b)
     label_a, label_b = model_label(name_a), model_label(name_b)
     columns = {}
     for metric, title in METRIC_TITLES.items():
@@ -31,7 +34,7 @@ def report_table(eval_a: Evaluation, eval_b: Evaluation, name_a: str, name_b: st
 
 
 def diff_columns(table: pd.DataFrame) -> list[str]:
-    """The difference columns of ``report_table``."""
+    """The difference columns of ``per_class_table``."""
     return [column for column in table if column.endswith(DIFF_MARK)]
 
 
@@ -70,10 +73,10 @@ def comparison_csv(
     value is in the difference column: McNemar's p, the accuracy difference and its bootstrap
     CI, and the four agreement counts.
     """
-    diff = classification_report_diff(eval_a, eval_b)
+    diff = per_class_diff(eval_a, eval_b)
     rows = []
     for row in diff.index:
-        for metric in REPORT_COLUMNS:
+        for metric in PER_CLASS_COLUMNS:
             if metric == "support":
                 a = b = int(diff.loc[row, "support"])
                 rows.append((row, metric, a, b, 0))

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.predict import NumpyModel, UnsupportedModel, _dense, _max_pool
+from core.modelfile import UnsupportedModel
+from core.predict import Layer, NumpyModel, dense, max_pool
 
 CHUNK = 64  # images per forward/backward pass: bounds the buffers for large batches
 
@@ -48,19 +49,14 @@ HEATMAP_LEGEND = (
 )
 
 
-def heatmap_legend_text() -> str:
-    """One line explaining the heat map, for captions."""
-    return HEATMAP_LEGEND
-
-
 # ----------------------------------------------------------------------------------------------
 # Grad-CAM in numpy
 
 
-def _path_to_output(model: NumpyModel) -> tuple[str, list]:
+def _path_to_output(model: NumpyModel) -> tuple[str, list[Layer]]:
     """(last conv's name, the layers after it up to the output), or UnsupportedModel."""
-    layers = model._layers
-    output = layers[model._output]
+    layers = model.layers
+    output = model.output_layer
     if output.kind != "Dense" or output.activation not in _OUTPUT_ACTIVATIONS:
         raise UnsupportedModel(
             f"Grad-CAM needs a Dense output with softmax or linear activation; the output "
@@ -89,7 +85,7 @@ def _path_to_output(model: NumpyModel) -> tuple[str, list]:
         chain.append(layer)
 
 
-def _max_pool_backward(x: np.ndarray, grad: np.ndarray, layer) -> np.ndarray:
+def _max_pool_backward(x: np.ndarray, grad: np.ndarray, layer: Layer) -> np.ndarray:
     """The gradient of a max pool's input: each window's gradient goes to its maximum (the first
     one in row-major order when several are equal, as TensorFlow does)."""
     (ph, pw), (sh, sw) = layer.pool_size, layer.strides
@@ -153,7 +149,7 @@ def grad_cam(model: NumpyModel, x: np.ndarray, class_index) -> np.ndarray:
     MaxPooling2D, Flatten and relu/linear Dense layers ending in a softmax/linear Dense.
     """
     conv_name, chain = _path_to_output(model)
-    x = model._check_input(x)
+    x = model.check_input(x)
     n = len(x)
     index = _class_indices(class_index, n, model.output_shape[0])
     size = model.input_shape[:2]
@@ -162,25 +158,24 @@ def grad_cam(model: NumpyModel, x: np.ndarray, class_index) -> np.ndarray:
     maps = []
     for start in range(0, n, CHUNK):
         part = x[start : start + CHUNK]
-        activations = model._forward(part, conv_name)  # (m, h, w, c), after its activation
+        activations = model.forward_to(part, conv_name)  # (m, h, w, c), after its activation
         inputs = [activations]  # inputs[i] feeds chain[i]
         for layer in chain[:-1]:
             value = inputs[-1]
             if layer.kind == "MaxPooling2D":
-                inputs.append(_max_pool(value, layer))
+                inputs.append(max_pool(value, layer))
             elif layer.kind == "Flatten":
                 inputs.append(value.reshape(len(value), -1))
             else:  # Dense
-                bias = layer.weights[1] if len(layer.weights) > 1 else None
-                inputs.append(_dense(value, layer.weights[0], bias, layer))
+                inputs.append(dense(value, layer))
         # d logit[c] / d (input of the output Dense) is the kernel's column c
-        grad = chain[-1].weights[0][:, index[start : start + CHUNK]].T  # (m, d)
+        grad = chain[-1].kernel[:, index[start : start + CHUNK]].T  # (m, d)
         for i in range(len(chain) - 2, -1, -1):
             layer, value = chain[i], inputs[i]
             if layer.kind == "Dense":
                 if layer.activation == "relu":
                     grad = grad * (inputs[i + 1] > 0)
-                grad = grad @ layer.weights[0].T
+                grad = grad @ layer.kernel.T
             elif layer.kind == "Flatten":
                 grad = grad.reshape(value.shape)
             else:
@@ -243,11 +238,6 @@ def heat_colours(values: np.ndarray) -> np.ndarray:
     frac = (position - low)[..., None]
     rgb = INFERNO_ANCHORS[low] * (1 - frac) + INFERNO_ANCHORS[low + 1] * frac
     return np.rint(rgb).astype(np.uint8)
-
-
-def colour_bar(width: int = 168, height: int = 10) -> np.ndarray:
-    """A horizontal legend (height, width, 3) uint8 running from 0 (left) to 1 (right)."""
-    return np.repeat(heat_colours(np.linspace(0, 1, width))[None], height, axis=0)
 
 
 def overlay(image: np.ndarray, cam: np.ndarray, scale: int = 6, alpha: float = 0.45) -> np.ndarray:

@@ -1,11 +1,12 @@
-"""A shareable report: one self-contained HTML file that opens offline in any browser.
+"""A shareable export: one self-contained HTML file that opens offline in any browser.
 
-``report_html`` lays out ``Section``s (paragraphs, tables, Plotly figures) under a header that
-says when, from which runs and with which library versions the report was made, with a table of
+``html_document`` lays out ``Section``s (paragraphs, tables, Plotly figures) under a header that
+says when, from which runs and with which library versions the file was made, with a table of
 contents. All text is escaped; plotly.js is inlined once, with the first figure, so the file
 needs no network. ``comparison_sections`` builds the comparison of stored runs from
-``core.metrics`` and the ``core.figures`` builders; more sections (seeds, calibration) are
-appended to its list. No Streamlit, no TensorFlow.
+``core.metrics`` and the ``core.figures`` builders; ``export_html`` is the dashboard's export:
+that comparison, then calibration (``core.calibration``) and the seeds (``core.seeds``).
+No Streamlit, no TensorFlow.
 """
 
 from __future__ import annotations
@@ -16,23 +17,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from core import calibration, power, seeds
 from core import comparison as comparison_tables
 from core.artifacts import Run
 from core.data import CLASS_NAMES
 from core.figures import (
     confusion_figure,
     f1_bars_figure,
-    model_label,
+    reliability_figure,
     roc_figure,
+    seed_metric_figure,
     training_curves_figure,
 )
 from core.metrics import Comparison, Evaluation, compare, evaluate
-from core.report import SHIRT
+from core.models import display_name, model_label
+from core.published import BEST_PUBLISHED_NOTE, SHIRT, reference_lines
 from core.roc import auc_table
 
 FIGURE_CONFIG = {"displaylogo": False, "responsive": True}
@@ -44,6 +49,9 @@ CONFUSION_TITLE = "Confusion matrices"
 ROC_TITLE = "ROC curve for Shirt"
 F1_TITLE = "Per-class precision, recall and F1"
 TRAINING_TITLE = "Training curves"
+CALIBRATION_TITLE = "Calibration"
+SEEDS_TITLE = "Seeds"
+EXPORT_TITLE = "Fashion-MNIST: baseline vs residual CNN"
 
 _STYLE = """
 body { font-family: "Source Sans Pro", "Segoe UI", Helvetica, Arial, sans-serif;
@@ -66,7 +74,7 @@ table.dataframe thead th { background: #f4f6fa; }
 
 @dataclass
 class Section:
-    """One part of a report: its paragraphs, then its tables, then its figures, in order."""
+    """One part of an HTML document: its paragraphs, then its tables, then its figures, in order."""
 
     title: str
     paragraphs: list[str] = field(default_factory=list)
@@ -115,8 +123,8 @@ def _header(title: str, meta: Mapping) -> str:
     return f'<header><h1>{_text(title)}</h1><dl class="meta">{items}</dl></header>'
 
 
-def report_html(title: str, sections: list[Section], meta: Mapping | None = None) -> str:
-    """The whole report as one HTML5 document (str), readable offline.
+def html_document(title: str, sections: list[Section], meta: Mapping | None = None) -> str:
+    """The whole export as one HTML5 document (str), readable offline.
 
     ``meta``: ``generated`` (datetime or text; now when absent), ``runs`` and ``versions``
     (mappings or lists, shown as lists), and any other key, shown as it is.
@@ -181,8 +189,8 @@ def _label(key: str, names: Mapping[str, str]) -> str:
     return names.get(key) or model_label(key)
 
 
-def report_meta(runs: Mapping[str, Run], names: Mapping[str, str] | None = None) -> dict:
-    """The header of a comparison report: the runs it shows and the versions that made it."""
+def export_meta(runs: Mapping[str, Run], names: Mapping[str, str] | None = None) -> dict:
+    """The header of a comparison export: the runs it shows and the versions that made it."""
     names = names or {}
     return {
         "generated": datetime.now(UTC),
@@ -194,15 +202,15 @@ def report_meta(runs: Mapping[str, Run], names: Mapping[str, str] | None = None)
 def _runs_section(runs: Mapping[str, Run], names: Mapping[str, str]) -> Section:
     rows = {}
     for key, run in runs.items():
-        protocol = run.manifest["protocol"]
-        trained = run.manifest.get("versions", {})
+        protocol = run.manifest.protocol
+        trained = run.manifest.versions
         rows[_label(key, names)] = {
             "model": run.model,
             "run id": run.run_id,
-            "epochs": protocol.get("epochs"),
-            "batch size": protocol.get("batch_size"),
-            "seed": protocol.get("seed"),
-            "training images": protocol.get("train_limit") or protocol.get("train_images"),
+            "epochs": protocol.epochs,
+            "batch size": protocol.batch_size,
+            "seed": protocol.seed,
+            "training images": protocol.train_limit or protocol.train_images,
             "follows the report": "yes" if run.follows_report else "no",
             "trained with": ", ".join(f"{k} {v}" for k, v in trained.items()) or "n/a",
         }
@@ -223,7 +231,7 @@ def _metrics_section(evaluations: Mapping[str, Evaluation], names: Mapping[str, 
             "accuracy": ev.accuracy,
             "log loss": ev.loss,
             "macro AUC": ev.macro_auc,
-            "Shirt F1": float(ev.report.loc["Shirt", "f1"]),
+            "Shirt F1": float(ev.per_class.loc["Shirt", "f1"]),
             "Shirt AUC": ev.roc[SHIRT].auc,
             "hardest class (lowest F1)": ev.hardest_class,
         }
@@ -331,15 +339,15 @@ def comparison_sections(
     f1_tables = []
     if len(keys) > 1:
         ev_a, ev_b = evaluations[keys[0]], evaluations[keys[1]]
-        f1_tables.append(comparison_tables.report_table(ev_a, ev_b, keys[0], keys[1]))
+        f1_tables.append(comparison_tables.per_class_table(ev_a, ev_b, keys[0], keys[1]))
     else:
-        f1_tables.append(evaluations[keys[0]].report)
+        f1_tables.append(evaluations[keys[0]].per_class)
     sections.append(
         Section(
             F1_TITLE,
             ["Δ columns: the second run minus the first."] if len(keys) > 1 else [],
             f1_tables,
-            [f1_bars_figure({key: ev.report for key, ev in evaluations.items()})],
+            [f1_bars_figure({key: ev.per_class for key, ev in evaluations.items()})],
         )
     )
     histories = {key: run.history for key, run in runs.items()}
@@ -359,10 +367,50 @@ def comparison_sections(
     return sections
 
 
-def comparison_report(
-    runs: Mapping[str, Run],
-    names: Mapping[str, str] | None = None,
-    title: str = "Fashion-MNIST: model comparison",
-) -> str:
-    """The comparison of ``runs`` as one self-contained HTML document."""
-    return report_html(title, comparison_sections(runs, names), report_meta(runs, names))
+# ----------------------------------------------------------------------------------------------
+# The dashboard's export: the comparison, calibration, the seeds
+
+
+def _calibration_section(runs: Mapping[str, Run], names: Mapping[str, str]) -> Section:
+    results = {key: calibration.calibrate(run.y_true, run.y_prob) for key, run in runs.items()}
+    return Section(
+        CALIBRATION_TITLE,
+        [calibration.calibration_text(results, list(names.values())), calibration.ECE_CAPTION],
+        [calibration.mistakes_table(results), calibration.ece_table(results)],
+        [reliability_figure({key: c.reliability for key, c in results.items()}, names)],
+    )
+
+
+def _seeds_section(collected: seeds.Collected) -> Section:
+    if not seeds.has_spread(collected):
+        return Section(SEEDS_TITLE, [seeds.more_seeds_text(collected)])
+    found = seeds.summarize_collected(collected)
+    paragraphs = [
+        seeds.ACROSS_SEEDS_NOTE.replace("**", ""),
+        seeds.paired_verdict(found).text,
+        power.seed_power_text(found),
+        BEST_PUBLISHED_NOTE,
+    ]
+    references = reference_lines("accuracy", list(found))
+    return Section(
+        SEEDS_TITLE,
+        paragraphs,
+        [seeds.seed_table(found), seeds.class_f1_table(found)],
+        [seed_metric_figure(found, metric="accuracy", references=references)],
+    )
+
+
+def export_sections(runs: Mapping[str, Run], root: Path | str) -> list[Section]:
+    """The comparison of ``runs`` (registry model names to runs), their calibration, and the
+    seeds of the report's protocol found under the artifacts folder ``root``."""
+    names = {key: display_name(key) for key in runs}
+    sections = comparison_sections(runs, names)
+    sections.append(_calibration_section(runs, names))
+    sections.append(_seeds_section(seeds.collect(root)))
+    return sections
+
+
+def export_html(runs: Mapping[str, Run], root: Path | str) -> str:
+    """``export_sections`` as one self-contained HTML document (plotly.js inlined)."""
+    names = {key: display_name(key) for key in runs}
+    return html_document(EXPORT_TITLE, export_sections(runs, root), export_meta(runs, names))

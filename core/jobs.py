@@ -14,8 +14,9 @@ file per model records the job that was launched for it::
 
 The job file covers the seconds before the trainer takes its lock (importing TensorFlow takes
 several), so a second start in that window is refused too, and it tells "queued" (the second
-model of a ``--model all`` job) and "failed before it began" apart from an old status. No
-Streamlit and no TensorFlow here.
+model of a ``--model all`` job) and "failed before it began" apart from an old status. The
+live log's records, and the progress made of them, are ``core.live``'s. No Streamlit and no
+TensorFlow here.
 """
 
 from __future__ import annotations
@@ -33,13 +34,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NamedTuple
 
-from core import artifacts
+from core import artifacts, live
 from core.artifacts import TrainingBusy
 from core.models import MODEL_NAMES
 from core.text import literal
-from core.train import TrainConfig, _check_writable
+from core.train import TrainConfig
 
 JOB_FILE = ".job.json"
 JOBS_LOCK = ".jobs.lock"
@@ -49,20 +49,9 @@ ENDED = ("done", "stopped", "failed", "died")
 
 __all__ = [
     "ALL",
-    "Cursor",
-    "Curves",
     "LiveJob",
-    "Progress",
     "TrainingBusy",
-    "clock",
-    "figure_inputs",
-    "follow",
     "job_status",
-    "progress",
-    "progress_text",
-    "replay",
-    "run_label",
-    "split_records",
     "start_training",
     "status_text",
     "stop_all",
@@ -140,9 +129,7 @@ def _read_json(path: Path) -> dict | None:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps(data), encoding="utf-8")
-    os.replace(tmp, path)
+    artifacts.write_atomic(path, json.dumps(data))
 
 
 def _job_path(model: str, root) -> Path:
@@ -204,8 +191,9 @@ def start_training(
 
     All models train one after another in ONE process (``--model all``): one pid to follow and
     to stop, one TensorFlow import, and the order is the trainer's. Raises ValueError for
-    settings ``TrainConfig.validate`` rejects and TrainingBusy when a chosen model is already
-    being trained (or about to be); in both cases nothing is started.
+    settings ``TrainConfig.validate`` rejects, TrainingBusy when a chosen model is already
+    being trained (or about to be), and OSError (``artifacts.NotEnoughSpace`` for a disk with
+    too little room) when runs cannot be saved; in each case nothing is started.
     """
     if models == ALL:
         names = list(MODEL_NAMES)
@@ -225,7 +213,13 @@ def start_training(
         raise ValueError(f"train one model or all ({', '.join(MODEL_NAMES)}), not a subset")
     names = [n for n in MODEL_NAMES if n in names]  # the order the trainer follows
     base = artifacts.artifacts_root(root)
-    problem = _check_writable(base)
+    problem = artifacts.check_free_space(base)  # before check_writable, which makes the folder
+    if problem:
+        raise artifacts.NotEnoughSpace(
+            f"{problem}, or point {artifacts.ENV_VAR} at a folder on another disk and restart "
+            "the dashboard"
+        )
+    problem = artifacts.check_writable(base)
     if problem:
         raise OSError(
             f"{problem}. Make it writable, or point {artifacts.ENV_VAR} at a folder that is, "
@@ -338,54 +332,23 @@ def job_status(model: str, root: Path | str | None = None) -> dict | None:
     return {**base, "state": "failed", "error": error}
 
 
-class Cursor(NamedTuple):
-    """Where reading of a model's live log got to: which run, how many bytes."""
-
-    run_id: str | None = None
-    offset: int = 0
-
-
-def _live_path(model: str, run_id: str, root) -> Path:
-    folder = artifacts.model_dir(model, root)
-    tmp = folder / f"{artifacts.TMP_PREFIX}{artifacts.check_run_id(run_id)}" / artifacts.LIVE_LOG
-    return tmp if tmp.is_file() else folder / run_id / artifacts.LIVE_LOG
-
-
-def follow(
-    model: str, root: Path | str | None = None, cursor: Cursor | None = None
-) -> tuple[list[dict], Cursor, dict | None]:
-    """Live-log records of ``model``'s current (or last) training written since ``cursor``.
-
-    Returns (new records, the cursor to pass next time, ``job_status``). When a new run has
-    begun since ``cursor``, reading starts again at its beginning (the cursor's run id changes).
-    """
-    cursor = cursor or Cursor()
-    status = job_status(model, root)
-    run_id = (status or {}).get("run_id")
-    if not run_id:
-        return [], Cursor(), status
-    offset = cursor.offset if cursor.run_id == run_id else 0
-    try:
-        records, offset = artifacts.read_live_log(_live_path(model, run_id, root), offset)
-    except artifacts.RunError:
-        return [], Cursor(), status
-    return records, Cursor(run_id, offset), status
-
-
 @dataclass
 class LiveJob:
-    """One model's training as a page follows it: records so far, the cursor and last status.
+    """One model's training as a page follows it: its job status, and its live-log records so
+    far with the ``live.Cursor`` where reading got to.
 
     Kept in the page's session state; ``poll`` reads only the bytes written since the last call.
     """
 
     model: str
-    cursor: Cursor = field(default_factory=Cursor)
-    records: list[dict] = field(default_factory=list)
+    cursor: live.Cursor = field(default_factory=live.Cursor)
+    records: list[live.Record] = field(default_factory=list)
     status: dict | None = None
 
     def poll(self, root: Path | str | None = None) -> LiveJob:
-        new, cursor, self.status = follow(self.model, root, self.cursor)
+        self.status = job_status(self.model, root)
+        run_id = (self.status or {}).get("run_id")
+        new, cursor = live.follow(self.model, run_id, root, self.cursor)
         if cursor.run_id != self.cursor.run_id:
             self.records = []
         self.records.extend(new)
@@ -402,152 +365,7 @@ class LiveJob:
 
 
 # ----------------------------------------------------------------------------------------------
-# Progress and curves, from live-log records alone
-
-
-@dataclass(frozen=True)
-class Progress:
-    """How far a training is, from its live-log records.
-
-    ``phase``: waiting (no start record yet), starting (no step yet), training, evaluating (an
-    epoch's batches are done, its held-out evaluation is not), finishing (every epoch done:
-    final predictions and saving), ended (an end record arrived).
-    """
-
-    fraction: float  # steps done / total steps, 0..1
-    elapsed_s: float
-    eta_s: float | None  # None until a step has been timed
-    images_per_s: float | None  # over the last logged window of batches
-    epoch: int  # the current (or last) epoch, 1-based; 0 before the first step
-    epochs: int
-    step: int
-    total_steps: int
-    phase: str
-
-
-def progress(records: Sequence[dict], now: float | None = None) -> Progress:
-    """Progress of one training from its live-log records (``now``: the clock, for a run still
-    going; elapsed time and ETA then keep moving between records)."""
-    start = next((r for r in records if r.get("type") == "start"), None)
-    if start is None:
-        return Progress(0.0, 0.0, None, None, 0, 0, 0, 0, "waiting")
-    steps = [r for r in records if r.get("type") == "step"]
-    epochs = [r for r in records if r.get("type") == "epoch"]
-    end = next((r for r in records if r.get("type") == "end"), None)
-    n_epochs = int(start["config"]["epochs"])
-    total = int(start["steps_per_epoch"]) * n_epochs
-    step = int(steps[-1]["step"]) if steps else 0
-    last_time = max(float(r["time"]) for r in records)
-    clock = float(end["time"]) if end else max(now or last_time, last_time)
-    elapsed = clock - float(start["time"])
-    # Seconds per step: between the first and last step records (this leaves out building and
-    # compiling the model, and averages in the held-out evaluation at each epoch's end).
-    rate = None
-    if len(steps) >= 2 and steps[-1]["step"] > steps[0]["step"]:
-        rate = (steps[-1]["time"] - steps[0]["time"]) / (steps[-1]["step"] - steps[0]["step"])
-    elif steps:
-        rate = (steps[0]["time"] - start["time"]) / max(steps[0]["step"], 1)
-    if end:
-        eta, phase = 0.0, "ended"
-    else:
-        since = clock - float(steps[-1]["time"]) if steps else 0.0
-        eta = None if rate is None else max(0.0, (total - step) * rate - since)
-        evaluated = {int(r["epoch"]) for r in epochs}
-        if not steps:
-            phase = "starting"
-        elif step % int(start["steps_per_epoch"]) == 0 and steps[-1]["epoch"] not in evaluated:
-            phase = "evaluating"  # the epoch's last batch is done; the held-out test set is next
-        else:
-            phase = "finishing" if step >= total else "training"
-    epoch = max([int(r["epoch"]) for r in steps + epochs], default=0)
-    return Progress(
-        fraction=min(step / total, 1.0) if total else 0.0,
-        elapsed_s=max(elapsed, 0.0),
-        eta_s=eta,
-        images_per_s=float(steps[-1]["images_per_s"]) if steps else None,
-        epoch=epoch,
-        epochs=n_epochs,
-        step=step,
-        total_steps=total,
-        phase=phase,
-    )
-
-
-class Curves(NamedTuple):
-    """A training's curves: epoch records (train and held-out test), step records, and the
-    steps per epoch that places step records on the epoch axis."""
-
-    history: list[dict]
-    steps: list[dict]
-    steps_per_epoch: int | None
-
-
-def split_records(records: Sequence[dict]) -> Curves:
-    """Live-log records sorted into what ``figures.training_curves_figure`` draws."""
-    start = next((r for r in records if r.get("type") == "start"), None)
-    return Curves(
-        history=[r for r in records if r.get("type") == "epoch"],
-        steps=[r for r in records if r.get("type") == "step"],
-        steps_per_epoch=int(start["steps_per_epoch"]) if start else None,
-    )
-
-
-def figure_inputs(curves: dict[str, Curves]) -> dict:
-    """``figures.training_curves_figure``'s histories, steps and steps_per_epoch, from the curves
-    of several trainings (keys name the lines: a model, or a label for another run)."""
-    return {
-        "histories": {k: c.history for k, c in curves.items()},
-        "steps": {k: c.steps for k, c in curves.items()},
-        "steps_per_epoch": {k: c.steps_per_epoch for k, c in curves.items()},
-    }
-
-
-def replay(run: artifacts.Run | artifacts.RunInfo | Path) -> Curves:
-    """The curves of a finished run, from its live log (and its stored history when given a Run).
-
-    ``steps_per_epoch`` is part of the answer because a one-epoch run's step records alone
-    cannot place themselves on the epoch axis.
-    """
-    path = run if isinstance(run, Path) else run.path
-    records, _ = artifacts.read_live_log(path / artifacts.LIVE_LOG)
-    curves = split_records(records)
-    history = getattr(run, "history", None)
-    return curves._replace(history=list(history)) if history else curves
-
-
-# ----------------------------------------------------------------------------------------------
 # Words for the page
-
-
-def clock(seconds: float | None) -> str:
-    """``75`` -> ``"1:15"``, ``3725`` -> ``"1:02:05"``; None -> ``"–"``."""
-    if seconds is None:
-        return "–"
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def progress_text(p: Progress) -> str:
-    """One line under a progress bar: epoch, step, elapsed, ETA, speed."""
-    if p.phase == "waiting":
-        return "loading TensorFlow and the data"
-    if p.phase == "starting":
-        return f"building the model · {clock(p.elapsed_s)} elapsed"
-    parts = [
-        f"epoch {p.epoch}/{p.epochs}",
-        f"step {p.step:,}/{p.total_steps:,}",
-        f"{clock(p.elapsed_s)} elapsed",
-    ]
-    if p.phase == "evaluating":
-        parts.append(f"scoring epoch {p.epoch} on the held-out test set")
-    elif p.phase == "finishing":
-        parts.append("final predictions and saving")
-    elif p.phase == "training":
-        parts.append(f"about {clock(p.eta_s)} left")
-    if p.images_per_s is not None and p.phase != "ended":
-        parts.append(f"{p.images_per_s:,.0f} images/s")
-    return " · ".join(parts)
 
 
 def status_text(status: dict | None) -> str:
@@ -568,16 +386,3 @@ def status_text(status: dict | None) -> str:
         "are untouched",
         "died": f"died: the trainer (pid {pid}) ended without a word (killed?); nothing was saved",
     }.get(state, f"{state}")
-
-
-def run_label(info: artifacts.RunInfo) -> str:
-    """A run in a picker: time stamp, seed, test accuracy, quick-run settings, default."""
-    if not info.ok:
-        return f"{info.run_id} (damaged: {info.problem})"
-    m, p = info.manifest, info.manifest["protocol"]
-    parts = [info.run_id, f"acc {m['test_metrics']['accuracy']:.4f}"]
-    if not p.get("follows_report"):
-        parts.append(f"quick: {p['epochs']} ep, batch {p['batch_size']}, {p['train_images']:,} img")
-    if info.is_default:
-        parts.append("default")
-    return " · ".join(parts)

@@ -7,21 +7,20 @@ as stored with each run, and returns plain arrays, dataclasses and DataFrames; d
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 from sklearn import metrics as skm
-from sklearn.exceptions import UndefinedMetricWarning
 
 from core.data import CLASS_NAMES, NUM_CLASSES
+from core.roc import RocCurve, macro_auc, roc_curves
 
 LABELS = np.arange(NUM_CLASSES)
 SUM_TOLERANCE = 1e-3
 AGREEMENT_PARTS = ("both_right", "only_a", "only_b", "both_wrong")
-REPORT_COLUMNS = ("precision", "recall", "f1", "support")
+PER_CLASS_COLUMNS = ("precision", "recall", "f1", "support")
 
 
 def check_predictions(y_true, y_prob) -> tuple[np.ndarray, np.ndarray]:
@@ -75,16 +74,6 @@ def headline(y_true: np.ndarray, y_prob: np.ndarray) -> dict:
 
 
 @dataclass(frozen=True)
-class RocCurve:
-    """One-vs-rest ROC curve of one class; ``auc`` is NaN when the class is absent or alone."""
-
-    fpr: np.ndarray  # (m,)
-    tpr: np.ndarray  # (m,)
-    thresholds: np.ndarray  # (m,)
-    auc: float
-
-
-@dataclass(frozen=True)
 class Evaluation:
     """Everything the results pages show about one model on one test set."""
 
@@ -93,7 +82,9 @@ class Evaluation:
     loss: float  # log loss, natural log
     y_pred: np.ndarray  # (n,)
     confusion: np.ndarray  # (10, 10) int; rows = true class, columns = predicted class
-    report: pd.DataFrame  # 10 classes + "macro avg", "weighted avg"; precision, recall, f1, support
+    per_class: (
+        pd.DataFrame
+    )  # 10 classes + "macro avg", "weighted avg"; precision, recall, f1, support
     roc: tuple[RocCurve, ...]  # 10, one-vs-rest
     macro_auc: float
 
@@ -105,11 +96,11 @@ class Evaluation:
     @property
     def hardest_class(self) -> str:
         """Name of the class with the lowest F1."""
-        return str(self.report["f1"].iloc[:NUM_CLASSES].idxmin())
+        return str(self.per_class["f1"].iloc[:NUM_CLASSES].idxmin())
 
 
-def _report(y_true: np.ndarray, y_pred: np.ndarray) -> pd.DataFrame:
-    # zero_division=0: a class never predicted has precision 0, as in classification_report.
+def _per_class(y_true: np.ndarray, y_pred: np.ndarray) -> pd.DataFrame:
+    # zero_division=0: a class never predicted has precision 0 (scikit-learn's value, unwarned).
     rows = {}
     precision, recall, f1, support = skm.precision_recall_fscore_support(
         y_true, y_pred, labels=LABELS, zero_division=0.0
@@ -121,42 +112,22 @@ def _report(y_true: np.ndarray, y_pred: np.ndarray) -> pd.DataFrame:
             y_true, y_pred, labels=LABELS, average=average, zero_division=0.0
         )
         rows[f"{average} avg"] = (p, r, f, len(y_true))
-    report = pd.DataFrame.from_dict(rows, orient="index", columns=list(REPORT_COLUMNS))
-    report.index.name = "class"
-    return report.astype({"support": "int64"})
-
-
-def _roc_curves(y_true: np.ndarray, y_prob: np.ndarray) -> tuple[RocCurve, ...]:
-    curves = []
-    for k in LABELS:
-        positive = y_true == k  # (n,)
-        with warnings.catch_warnings():
-            # A class missing from a small test set has no ROC curve; its AUC is NaN below.
-            warnings.simplefilter("ignore", UndefinedMetricWarning)
-            fpr, tpr, thresholds = skm.roc_curve(positive, y_prob[:, k])
-        defined = 0 < positive.sum() < len(y_true)
-        auc = float(skm.auc(fpr, tpr)) if defined else float("nan")
-        curves.append(RocCurve(fpr=fpr, tpr=tpr, thresholds=thresholds, auc=auc))
-    return tuple(curves)
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=list(PER_CLASS_COLUMNS))
+    table.index.name = "class"
+    return table.astype({"support": "int64"})
 
 
 def evaluate(y_true, y_prob) -> Evaluation:
-    """Confusion matrix, per-class report and ROC curves of one model."""
+    """Confusion matrix, per-class metrics and ROC curves of one model."""
     y_true, y_prob = check_predictions(y_true, y_prob)
     y_pred = y_prob.argmax(axis=1)  # (n,)
-    if np.unique(y_true).size == NUM_CLASSES:
-        macro_auc = float(
-            skm.roc_auc_score(y_true, y_prob, multi_class="ovr", average="macro", labels=LABELS)
-        )
-    else:
-        macro_auc = float("nan")  # one-vs-rest AUC is undefined for a class with no examples
     return Evaluation(
         **headline(y_true, y_prob),
         y_pred=y_pred,
         confusion=skm.confusion_matrix(y_true, y_pred, labels=LABELS),
-        report=_report(y_true, y_pred),
-        roc=_roc_curves(y_true, y_prob),
-        macro_auc=macro_auc,
+        per_class=_per_class(y_true, y_pred),
+        roc=roc_curves(y_true, y_prob),
+        macro_auc=macro_auc(y_true, y_prob),
     )
 
 
@@ -169,13 +140,13 @@ def cell_indices(y_true, y_pred, true_class: int, pred_class: int) -> np.ndarray
     return np.flatnonzero((y_true == true_class) & (y_pred == pred_class))
 
 
-def classification_report_diff(eval_a: Evaluation, eval_b: Evaluation) -> pd.DataFrame:
-    """Two reports side by side: ``<metric>_a``, ``_b``, ``_diff`` (b - a) and ``support``."""
-    a, b = eval_a.report, eval_b.report
+def per_class_diff(eval_a: Evaluation, eval_b: Evaluation) -> pd.DataFrame:
+    """Two per-class tables side by side: ``<metric>_a``, ``_b``, ``_diff`` (b - a), ``support``."""
+    a, b = eval_a.per_class, eval_b.per_class
     if not a["support"].equals(b["support"]):
         raise ValueError("the two evaluations were made on different test sets (supports differ)")
     columns = {}
-    for metric in REPORT_COLUMNS[:-1]:
+    for metric in PER_CLASS_COLUMNS[:-1]:
         columns[f"{metric}_a"] = a[metric]
         columns[f"{metric}_b"] = b[metric]
         columns[f"{metric}_diff"] = b[metric] - a[metric]

@@ -64,6 +64,7 @@ class ModelSpec:
     display_name: str
     description: str
     params: int  # the report's parameter count; a test checks the builder against it
+    color: str  # its one colour in every figure and table (Okabe & Ito, colour-blind safe)
 
 
 REGISTRY: dict[str, ModelSpec] = {
@@ -75,6 +76,7 @@ REGISTRY: dict[str, ModelSpec] = {
             "Baseline CNN",
             "Three 3x3 convolutions ('valid' padding) with two max-pools, Dense(128).",
             188_234,
+            "#0072B2",
         ),
         ModelSpec(
             "residual",
@@ -82,10 +84,14 @@ REGISTRY: dict[str, ModelSpec] = {
             "Residual CNN",
             "'Same'-padded convolutions with a 1x1 shortcut added after the second pool, Dense(64).",
             259_274,
+            "#E69F00",
         ),
     )
 }
 MODEL_NAMES: tuple[str, ...] = tuple(REGISTRY)
+_BY_DISPLAY_NAME = {spec.display_name: spec for spec in REGISTRY.values()}
+# Okabe & Ito (2008)'s other colours, for names that are not registered.
+EXTRA_COLORS = ("#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#000000")
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -101,3 +107,17 @@ def get_spec(name: str) -> ModelSpec:
 def display_name(name: str) -> str:
     """The registered model's name as shown to people ("Baseline CNN")."""
     return get_spec(name).display_name
+
+
+def model_color(name: str) -> str:
+    """The one colour of a model (registry or display name) in every figure and table."""
+    spec = REGISTRY.get(name) or _BY_DISPLAY_NAME.get(name)
+    if spec is not None:
+        return spec.color
+    # An unregistered name still gets the same colour on every call (str hash is salted).
+    return EXTRA_COLORS[sum(name.encode()) % len(EXTRA_COLORS)]
+
+
+def model_label(name: str) -> str:
+    """The registry's display name ("Residual CNN") of a model name; other names unchanged."""
+    return REGISTRY[name].display_name if name in REGISTRY else name

@@ -4,26 +4,22 @@ training images closest to an image in a model's own feature space.
 When both models put the same wrong class above 90 %, the label itself may be wrong (Fashion-MNIST
 has a few such images); the training images a model finds nearest show what it learned the image
 looks like. The features are the penultimate layer's activations (what the last Dense layer
-reads), computed once for the 60,000 training images and cached inside the run's folder.
+reads), computed once for the 60,000 training images and kept in the run's cache
+(``core.runcache``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import os
-import secrets
-import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 
-from core.artifacts import MODEL_FILE, Run
+from core import runcache
+from core.artifacts import Run
 from core.data import CLASS_NAMES
 from core.predict import NumpyModel
 
-CACHE_DIR = "cache"
 FEATURES_FILE = "train_features.npz"
 FEATURES_VERSION = 1  # bump when the features' definition changes: old caches are recomputed
 FEATURE_CHUNK = 2048  # training images per pass: bounds the float copy (~6 MB)
@@ -98,59 +94,28 @@ def suspect_table(
 
 
 def data_key(x_train: np.ndarray) -> str:
-    """The training images' identity: shape and SHA-256 of their bytes (~40 ms for 60,000)."""
-    x = np.ascontiguousarray(x_train)
-    digest = hashlib.sha256(x.data).hexdigest()
-    return f"{'x'.join(map(str, x.shape))}-{x.dtype}-{digest}"
+    """The training images' identity: shape, type and SHA-256 (~40 ms for 60,000)."""
+    x = np.asarray(x_train)
+    return f"{'x'.join(map(str, x.shape))}-{x.dtype}-{runcache.array_sha256(x)}"
 
 
 def features_path(run: Run) -> Path:
-    return run.path / CACHE_DIR / FEATURES_FILE
+    return runcache.cache_file(run, FEATURES_FILE)
 
 
-def _read_cache(path: Path, model_sha: str, key: str, shape: tuple[int, int]) -> np.ndarray | None:
-    """The cached features if the file is whole and made by this model from these images."""
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            if (
-                int(npz["version"]) != FEATURES_VERSION
-                or str(npz["model_sha256"]) != model_sha
-                or str(npz["data_key"]) != key
-            ):
-                return None
-            features = npz["features"]
-    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):  # damaged
-        return None
-    if features.shape != shape or features.dtype != np.float32:
-        return None
-    if not np.all(np.isfinite(features)):
-        return None
-    return features
+def _features_key(run: Run, x_train: np.ndarray) -> dict:
+    """What cached features must have been made from: this model file, these images."""
+    return {
+        "model_sha256": run.manifest.model_sha256,
+        "data_key": data_key(x_train),
+        "version": FEATURES_VERSION,
+    }
 
 
-def _write_cache(path: Path, features: np.ndarray, model_sha: str, key: str) -> bool:
-    """Write atomically (temporary file, fsync, rename); False where the folder is not
-    writable (a read-only artifacts folder still gets its answer, only uncached)."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        path.parent.mkdir(exist_ok=True)
-        with open(tmp, "wb") as f:
-            np.savez(
-                f,
-                features=features,
-                model_sha256=np.array(model_sha),
-                data_key=np.array(key),
-                version=np.array(FEATURES_VERSION),
-            )
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        return True
-    except OSError:
-        return False
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
+def save_train_features(run: Run, x_train: np.ndarray, features: np.ndarray) -> bool:
+    """Cache ``features`` (n, d) float32 as the run's features of the training images
+    ``x_train``; False where the run folder cannot be written (nothing is cached)."""
+    return runcache.write(features_path(run), _features_key(run, x_train), {"features": features})
 
 
 def compute_features(
@@ -186,15 +151,18 @@ def train_features(
     SHA-256 in the manifest) from the same images; computed and cached otherwise. ``progress``
     gets the fraction done while computing (never called on a cache hit).
     """
-    model_sha = run.manifest["files"][MODEL_FILE]
-    key = data_key(x_train)
-    path = features_path(run)
-    width = model._layers[model._output].weights[0].shape[0]  # what the last Dense reads
-    cached = _read_cache(path, model_sha, key, (len(x_train), width))
-    if cached is not None:
+    width = model.output_layer.kernel.shape[0]  # what the last Dense reads
+    found = runcache.read(features_path(run), _features_key(run, x_train)) or {}
+    cached = found.get("features")
+    if (
+        cached is not None
+        and cached.shape == (len(x_train), width)
+        and cached.dtype == np.float32
+        and np.all(np.isfinite(cached))
+    ):
         return cached
     features = compute_features(model, x_train, progress)
-    _write_cache(path, features, model_sha, key)
+    save_train_features(run, x_train, features)
     return features
 
 

@@ -14,42 +14,21 @@ Flatten, Dense and Add, in Sequential or Functional models. Anything else raises
 from __future__ import annotations
 
 import hashlib
-import io
-import itertools
-import json
-import re
-import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 
 from core.artifacts import MODEL_FILE, Run, RunError
 from core.data import CLASS_NAMES
+from core.modelfile import MAX_FILE_BYTES, ModelFileError, UnsupportedModel, graph, read_members
 
-CONFIG_MEMBER = "config.json"
-WEIGHTS_MEMBER = "model.weights.h5"
-METADATA_MEMBER = "metadata.json"
-# The most we read of each member (a run's model.keras holds a few MB).
-MEMBER_LIMITS = {
-    CONFIG_MEMBER: 4 << 20,
-    WEIGHTS_MEMBER: 512 << 20,
-    METADATA_MEMBER: 64 << 10,
-}
-MAX_FILE_BYTES = 600 << 20
-MAX_WEIGHT_VALUES = 64 << 20  # floats over all layers (256 MB); ours have a few hundred thousand
 BATCH = 32  # images per forward chunk: bounds the im2col buffers (~30 MB) for large inputs
 
 SUPPORTED_LAYERS = ("InputLayer", "Conv2D", "MaxPooling2D", "Flatten", "Dense", "Add")
 _WEIGHTED = ("Conv2D", "Dense")
-
-
-class ModelFileError(ValueError):
-    """The file is not a readable Keras model (not a zip, a member missing or too large...)."""
-
-
-class UnsupportedModel(ValueError):
-    """The model uses something the numpy engine does not implement; use Keras instead."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -107,7 +86,7 @@ def _same_padding(size: int) -> tuple[int, int]:
     return before, size - 1 - before
 
 
-def _conv2d(x: np.ndarray, kernel2d: np.ndarray, bias: np.ndarray | None, layer: _Layer):
+def _conv2d(x: np.ndarray, kernel2d: np.ndarray, layer: Layer) -> np.ndarray:
     """x (n, h, w, cin) → (n, h', w', cout) as one matrix product over im2col windows."""
     kh, kw = layer.kernel_size
     if layer.padding == "same":
@@ -117,12 +96,13 @@ def _conv2d(x: np.ndarray, kernel2d: np.ndarray, bias: np.ndarray | None, layer:
     # windows: (n, h', w', cin, kh, kw), matching kernel2d's rows (cin, kh, kw)
     oh, ow = h - kh + 1, w - kw + 1
     out = _matmul(windows.reshape(n * oh * ow, cin * kh * kw), kernel2d)  # (n*h'*w', cout)
-    if bias is not None:
-        out += bias
+    if layer.bias is not None:
+        out += layer.bias
     return layer.activate(out.reshape(n, oh, ow, -1))
 
 
-def _max_pool(x: np.ndarray, layer: _Layer) -> np.ndarray:
+def max_pool(x: np.ndarray, layer: Layer) -> np.ndarray:
+    """A MaxPooling2D layer: x (n, h, w, c) → (n, h', w', c)."""
     (ph, pw), (sh, sw) = layer.pool_size, layer.strides
     n, h, w, c = x.shape
     oh, ow = (h - ph) // sh + 1, (w - pw) // sw + 1
@@ -133,10 +113,11 @@ def _max_pool(x: np.ndarray, layer: _Layer) -> np.ndarray:
     return windows[:, ::sh, ::sw].max(axis=(4, 5))
 
 
-def _dense(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, layer: _Layer):
-    out = _matmul(x, kernel)
-    if bias is not None:
-        out += bias
+def dense(x: np.ndarray, layer: Layer) -> np.ndarray:
+    """A Dense layer, its activation included: x (n, d) → (n, units)."""
+    out = _matmul(x, layer.kernel)
+    if layer.bias is not None:
+        out += layer.bias
     return layer.activate(out)
 
 
@@ -145,8 +126,8 @@ def _dense(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, layer: _L
 
 
 @dataclass(frozen=True)
-class _Layer:
-    """One layer of the graph, with everything its forward pass needs."""
+class Layer:
+    """One layer of the graph, with everything its forward pass needs (read-only weights)."""
 
     name: str
     kind: str
@@ -163,122 +144,17 @@ class _Layer:
         return ACTIVATIONS[self.activation](x)
 
     @property
+    def kernel(self) -> np.ndarray:
+        """A Conv2D's (kh, kw, cin, cout) or a Dense layer's (inputs, units) kernel."""
+        return self.weights[0]
+
+    @property
+    def bias(self) -> np.ndarray | None:
+        return self.weights[1] if len(self.weights) > 1 else None
+
+    @property
     def params(self) -> int:
         return int(sum(w.size for w in self.weights))
-
-
-def _read_members(data: bytes, source: str) -> tuple[dict, dict[str, list[np.ndarray]], dict]:
-    """The config, the weights (by layer name) and the metadata of a ``.keras`` zip.
-
-    Only these three members are read, each after checking its declared size.
-    """
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as exc:
-        raise ModelFileError(f"{source}: not a Keras model file (not a zip archive)") from exc
-    with archive:
-        members = {}
-        for name in (CONFIG_MEMBER, WEIGHTS_MEMBER, METADATA_MEMBER):
-            try:
-                info = archive.getinfo(name)
-            except KeyError:
-                if name == METADATA_MEMBER:  # optional: only says which Keras saved the file
-                    continue
-                raise ModelFileError(f"{source}: {name} is missing from the archive") from None
-            limit = MEMBER_LIMITS[name]
-            if info.file_size > limit:
-                raise ModelFileError(
-                    f"{source}: {name} is {info.file_size:,} bytes, more than the {limit:,} "
-                    "this reader accepts"
-                )
-            try:
-                with archive.open(info) as f:
-                    members[name] = f.read(limit + 1)
-            except (zipfile.BadZipFile, OSError, EOFError) as exc:
-                raise ModelFileError(f"{source}: {name} cannot be read ({exc})") from exc
-            if len(members[name]) != info.file_size:
-                raise ModelFileError(f"{source}: {name} is not the size its header declares")
-    try:
-        config = json.loads(members[CONFIG_MEMBER])
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{source}: {CONFIG_MEMBER} is not valid JSON ({exc})") from exc
-    if not isinstance(config, dict):
-        raise ModelFileError(f"{source}: {CONFIG_MEMBER} is not a model config")
-    try:
-        metadata = json.loads(members.get(METADATA_MEMBER, b"{}"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        metadata = {}
-    if not isinstance(metadata, dict):
-        metadata = {}
-    return config, _read_weights(members[WEIGHTS_MEMBER], config, source), metadata
-
-
-def _snake_case(name: str) -> str:
-    """Keras' ``naming.to_snake_case``: the key a layer's weights get when its file is saved."""
-    name = re.sub(r"\W+", "", name)
-    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
-
-
-def _positional_keys(config: dict) -> dict[str, str]:
-    """Layer name → weights key as Keras derives it: class name in snake case, numbered in
-    order of ``model.layers`` (which omits a Sequential model's InputLayer)."""
-    layers = config.get("config", {}).get("layers", [])
-    sequential = config.get("class_name") == "Sequential"
-    used: dict[str, int] = {}
-    keys = {}
-    for spec in layers:
-        if sequential and spec.get("class_name") == "InputLayer":
-            continue
-        base = _snake_case(spec.get("class_name", ""))
-        used[base] = used.get(base, -1) + 1
-        keys[spec.get("config", {}).get("name")] = (
-            base if used[base] == 0 else f"{base}_{used[base]}"
-        )
-    return keys
-
-
-def _read_weights(raw: bytes, config: dict, source: str) -> dict[str, list[np.ndarray]]:
-    """Weights by layer name from ``layers/<key>/vars/<i>``; ``vars`` names its layer."""
-    import h5py
-
-    by_key: dict[str, list[np.ndarray]] = {}
-    by_name: dict[str, list[np.ndarray]] = {}
-    total = 0
-    try:
-        with h5py.File(io.BytesIO(raw), "r") as h5:
-            layers = h5.get("layers")
-            if not isinstance(layers, h5py.Group):
-                raise ModelFileError(f"{source}: {WEIGHTS_MEMBER} has no 'layers' group")
-            for key, group in layers.items():
-                variables = group.get("vars") if isinstance(group, h5py.Group) else None
-                if not isinstance(variables, h5py.Group):
-                    continue
-                arrays = []
-                for i in range(len(variables)):
-                    dataset = variables.get(str(i))
-                    if not isinstance(dataset, h5py.Dataset):
-                        raise ModelFileError(f"{source}: layers/{key}/vars/{i} is missing")
-                    total += dataset.size
-                    if total > MAX_WEIGHT_VALUES:
-                        raise ModelFileError(f"{source}: more than {MAX_WEIGHT_VALUES:,} weights")
-                    array = np.array(dataset[()], dtype=np.float32)
-                    array.flags.writeable = False
-                    arrays.append(array)
-                by_key[key] = arrays
-                name = variables.attrs.get("name")
-                if isinstance(name, bytes):
-                    name = name.decode()
-                if isinstance(name, str):
-                    by_name[name] = arrays
-    except ModelFileError:
-        raise
-    except (OSError, ValueError, TypeError) as exc:  # h5py's errors for a damaged file
-        raise ModelFileError(f"{source}: {WEIGHTS_MEMBER} cannot be read ({exc})") from exc
-    for name, key in _positional_keys(config).items():
-        if name not in by_name and key in by_key:  # files from Keras versions that do not name
-            by_name[name] = by_key[key]
-    return by_name
 
 
 def _pair(value, what: str, layer: str) -> tuple[int, int]:
@@ -293,70 +169,9 @@ def _pair(value, what: str, layer: str) -> tuple[int, int]:
     raise ModelFileError(f"layer {layer!r}: {what} {value!r} is not a pair of integers")
 
 
-def _tensor_sources(value) -> list[str]:
-    """Layer names of every Keras tensor inside a node's args, in order."""
-    if isinstance(value, dict):
-        if value.get("class_name") == "__keras_tensor__":
-            history = value.get("config", {}).get("keras_history")
-            if not isinstance(history, list) or not history or history[1:] not in ([0, 0], []):
-                raise UnsupportedModel(f"a layer reads tensor {history!r} (a shared layer?)")
-            return [history[0]]
-        return [name for v in value.values() for name in _tensor_sources(v)]
-    if isinstance(value, (list, tuple)):
-        return [name for v in value for name in _tensor_sources(v)]
-    return []
-
-
-def _graph(config: dict) -> tuple[list[dict], dict[str, tuple[str, ...]], str, str]:
-    """(layer specs, inputs of each layer, input layer, output layer) of either model kind."""
-    kind = config.get("class_name")
-    body = config.get("config")
-    if kind not in ("Sequential", "Functional", "Model") or not isinstance(body, dict):
-        raise UnsupportedModel(f"model class {kind!r}: only Sequential and Functional models run")
-    specs = body.get("layers")
-    if not isinstance(specs, list) or not specs:
-        raise ModelFileError("the config lists no layers")
-    for spec in specs:
-        if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
-            raise ModelFileError("the config holds a malformed layer entry")
-        spec.setdefault("name", spec["config"].get("name"))
-    if kind == "Sequential":
-        if specs[0].get("class_name") != "InputLayer":
-            shape = body.get("build_input_shape") or (config.get("build_config") or {}).get(
-                "input_shape"
-            )
-            if not shape:
-                raise UnsupportedModel("a Sequential model without a known input shape")
-            specs = [
-                {"class_name": "InputLayer", "name": "input", "config": {"batch_shape": shape}},
-                *specs,
-            ]
-        inputs = {s["name"]: (p["name"],) for p, s in itertools.pairwise(specs)}
-        inputs[specs[0]["name"]] = ()
-        return specs, inputs, specs[0]["name"], specs[-1]["name"]
-
-    inputs = {}
-    for spec in specs:
-        nodes = spec.get("inbound_nodes") or []
-        if len(nodes) > 1:
-            raise UnsupportedModel(f"layer {spec['name']!r} is called more than once")
-        inputs[spec["name"]] = tuple(_tensor_sources(nodes[0]) if nodes else [])
-    ends = []
-    for key in ("input_layers", "output_layers"):
-        value = body.get(key)
-        if isinstance(value, list) and value and isinstance(value[0], list):
-            if len(value) != 1:
-                raise UnsupportedModel(f"the model has {len(value)} {key.split('_')[0]}s, not one")
-            value = value[0]
-        if not isinstance(value, list) or not value or value[0] not in inputs:
-            raise ModelFileError(f"the config's {key} {value!r} names no layer")
-        ends.append(value[0])
-    return specs, inputs, ends[0], ends[1]
-
-
 def _build_layers(config: dict, weights: dict[str, list[np.ndarray]]):
     """Check every layer, infer its output shape and attach its weights, in execution order."""
-    specs, inputs, first, last = _graph(config)
+    specs, inputs, first, last = graph(config)
     by_name = {spec["name"]: spec for spec in specs}
     for name, sources in inputs.items():
         for src in sources:
@@ -392,7 +207,7 @@ def _build_layers(config: dict, weights: dict[str, list[np.ndarray]]):
     if first not in order:
         raise ModelFileError(f"the output {last!r} does not depend on the input {first!r}")
 
-    layers: dict[str, _Layer] = {}
+    layers: dict[str, Layer] = {}
     for name in order:
         layers[name] = _make_layer(by_name[name], inputs[name], layers, weights)
     if layers[first].kind != "InputLayer":
@@ -400,7 +215,7 @@ def _build_layers(config: dict, weights: dict[str, list[np.ndarray]]):
     return layers, first, last
 
 
-def _make_layer(spec: dict, sources: tuple[str, ...], done: dict[str, _Layer], weights) -> _Layer:
+def _make_layer(spec: dict, sources: tuple[str, ...], done: dict[str, Layer], weights) -> Layer:
     kind, name, cfg = spec.get("class_name"), spec["name"], spec["config"]
     if kind not in SUPPORTED_LAYERS:
         raise UnsupportedModel(
@@ -415,7 +230,7 @@ def _make_layer(spec: dict, sources: tuple[str, ...], done: dict[str, _Layer], w
             or not all(isinstance(d, int) and d > 0 for d in shape[1:])
         ):
             raise UnsupportedModel(f"input {name!r} has shape {shape!r}; a fixed shape is needed")
-        return _Layer(name, kind, (), tuple(shape[1:]))
+        return Layer(name, kind, (), tuple(shape[1:]))
     if kind != "Add" and len(sources) != 1:
         raise UnsupportedModel(f"layer {name!r} ({kind}) has {len(sources)} inputs, not one")
     if cfg.get("data_format", "channels_last") != "channels_last":
@@ -446,7 +261,7 @@ def _make_layer(spec: dict, sources: tuple[str, ...], done: dict[str, _Layer], w
             h, w = h - kh + 1, w - kw + 1
         if h < 1 or w < 1:
             raise ModelFileError(f"layer {name!r}: a {kh}x{kw} kernel on a {in_shape} input")
-        return _Layer(name, kind, sources, (h, w, filters), stored, activation, (kh, kw), padding)
+        return Layer(name, kind, sources, (h, w, filters), stored, activation, (kh, kw), padding)
 
     if kind == "MaxPooling2D":
         pool = _pair(cfg.get("pool_size", 2), "pool_size", name)
@@ -457,10 +272,10 @@ def _make_layer(spec: dict, sources: tuple[str, ...], done: dict[str, _Layer], w
         out = ((h - pool[0]) // strides[0] + 1, (w - pool[1]) // strides[1] + 1, c)
         if min(out) < 1:
             raise ModelFileError(f"layer {name!r}: a {pool} pool on a {in_shape} input")
-        return _Layer(name, kind, sources, out, pool_size=pool, strides=strides)
+        return Layer(name, kind, sources, out, pool_size=pool, strides=strides)
 
     if kind == "Flatten":
-        return _Layer(name, kind, sources, (int(np.prod(in_shape)),))
+        return Layer(name, kind, sources, (int(np.prod(in_shape)),))
 
     if kind == "Dense":
         units = cfg.get("units")
@@ -468,12 +283,12 @@ def _make_layer(spec: dict, sources: tuple[str, ...], done: dict[str, _Layer], w
             raise UnsupportedModel(f"layer {name!r}: Dense on a {len(in_shape)}-D input")
         want = [(in_shape[0], units)] + ([(units,)] if cfg.get("use_bias", True) else [])
         _check_weights(name, stored, want)
-        return _Layer(name, kind, sources, (units,), stored, activation)
+        return Layer(name, kind, sources, (units,), stored, activation)
 
     # Add
     if len(sources) < 2 or any(s != in_shapes[0] for s in in_shapes):
         raise UnsupportedModel(f"layer {name!r} adds inputs of shapes {in_shapes}")
-    return _Layer(name, kind, sources, in_shapes[0])
+    return Layer(name, kind, sources, in_shapes[0])
 
 
 def _check_weights(name: str, stored: tuple[np.ndarray, ...], want: list[tuple]) -> None:
@@ -518,7 +333,7 @@ class NumpyModel:
     @classmethod
     def from_bytes(cls, data: bytes, source: str = "model.keras") -> NumpyModel:
         """Parse the bytes of a ``.keras`` file."""
-        config, weights, metadata = _read_members(data, source)
+        config, weights, metadata = read_members(data, source)
         try:
             return cls(config, weights, source, metadata)
         except ModelFileError as exc:
@@ -540,6 +355,15 @@ class NumpyModel:
         return cls.from_bytes(data, str(path))
 
     # -- structure --------------------------------------------------------------------------
+
+    @property
+    def layers(self) -> Mapping[str, Layer]:
+        """The layers by name, in execution order (a read-only view)."""
+        return MappingProxyType(self._layers)
+
+    @property
+    def output_layer(self) -> Layer:
+        return self._layers[self._output]
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -596,7 +420,9 @@ class NumpyModel:
 
     # -- inference --------------------------------------------------------------------------
 
-    def _check_input(self, x: np.ndarray) -> np.ndarray:
+    def check_input(self, x: np.ndarray) -> np.ndarray:
+        """A batch as the engine runs it: float32 (n, *input_shape), a missing channel axis of 1
+        added; ValueError for integer pixels or another shape."""
         x = np.asarray(x)
         if x.dtype.kind not in "f":
             raise ValueError(
@@ -618,18 +444,14 @@ class NumpyModel:
             if layer.kind == "InputLayer":
                 values[name] = x
             elif layer.kind == "Conv2D":
-                bias = layer.weights[1] if len(layer.weights) > 1 else None
-                values[name] = _conv2d(
-                    values[layer.inputs[0]], self._conv_matrix[name], bias, layer
-                )
+                values[name] = _conv2d(values[layer.inputs[0]], self._conv_matrix[name], layer)
             elif layer.kind == "MaxPooling2D":
-                values[name] = _max_pool(values[layer.inputs[0]], layer)
+                values[name] = max_pool(values[layer.inputs[0]], layer)
             elif layer.kind == "Flatten":
                 src = values[layer.inputs[0]]
                 values[name] = src.reshape(len(src), -1)
             elif layer.kind == "Dense":
-                bias = layer.weights[1] if len(layer.weights) > 1 else None
-                values[name] = _dense(values[layer.inputs[0]], layer.weights[0], bias, layer)
+                values[name] = dense(values[layer.inputs[0]], layer)
             else:  # Add, summed in input order as Keras does
                 total = values[layer.inputs[0]]
                 for src in layer.inputs[1:]:
@@ -639,23 +461,27 @@ class NumpyModel:
                 return values[name]
         raise KeyError(target)  # unreachable: target is a layer of the graph
 
-    def _run(self, x: np.ndarray, target: str) -> np.ndarray:
-        x = self._check_input(x)
-        chunks = [self._forward(x[i : i + BATCH], target) for i in range(0, len(x), BATCH)]
+    def forward_to(self, x: np.ndarray, layer_name: str) -> np.ndarray:
+        """The output (n, ...) float32 of the layer ``layer_name``, after its activation, for
+        images x as ``check_input`` takes them; run ``BATCH`` images at a time."""
+        if layer_name not in self._layers:
+            raise KeyError(f"{self.source} has no layer {layer_name!r}")
+        x = self.check_input(x)
+        chunks = [self._forward(x[i : i + BATCH], layer_name) for i in range(0, len(x), BATCH)]
         if not chunks:
-            return np.zeros((0, *self._layers[target].output_shape), np.float32)
+            return np.zeros((0, *self._layers[layer_name].output_shape), np.float32)
         return np.concatenate(chunks).astype(np.float32, copy=False)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Probabilities (n, classes) for images (n, 28, 28) or (n, 28, 28, 1), float in [0, 1]."""
-        return self._run(x, self._output)
+        return self.forward_to(x, self._output)
 
     def penultimate(self, x: np.ndarray) -> np.ndarray:
         """The activations (n, k) feeding the last Dense layer: the model's learned features."""
-        last = self._layers[self._output]
+        last = self.output_layer
         if last.kind != "Dense":
             raise UnsupportedModel(f"the output layer {last.name!r} is a {last.kind}, not Dense")
-        features = self._run(x, last.inputs[0])
+        features = self.forward_to(x, last.inputs[0])
         return features.reshape(len(features), -1)
 
 
@@ -675,7 +501,7 @@ def load_predictor(run: Run) -> NumpyModel:
         data = path.read_bytes()  # read once: the bytes checked are the bytes parsed
     except OSError as exc:
         raise RunError(f"{label}: {MODEL_FILE} cannot be read ({exc})") from exc
-    if hashlib.sha256(data).hexdigest() != run.manifest["files"][MODEL_FILE]:
+    if hashlib.sha256(data).hexdigest() != run.manifest.model_sha256:
         raise RunError(f"{label}: {MODEL_FILE} changed since it was verified")
     try:
         return NumpyModel.from_bytes(data, f"{label}/{MODEL_FILE}")

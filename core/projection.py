@@ -2,7 +2,8 @@
 
 PCA (scikit-learn) is always available and takes a fraction of a second; UMAP (umap-learn, an
 optional dependency built on numba) shows clusters better but takes tens of seconds. Either is
-computed once per run and method and kept in ``<run>/cache/projection-<method>.npz``, keyed on
+computed once per run and method and kept in ``<run>/cache/projection-<method>.npz`` (the
+run's cache, ``core.runcache``), keyed on
 the model file's SHA-256 (from the run's manifest), the method and its parameters, and the test
 images' SHA-256; any mismatch recomputes. A run folder that cannot be written (read-only disk,
 no permission) still gets its projection, just not cached. No TensorFlow and no Streamlit here.
@@ -10,30 +11,23 @@ no permission) still gets its projection, just not cached. No TensorFlow and no 
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import hashlib
 import importlib.util
 import json
-import logging
-import os
-import secrets
 import sys
 import time
 import types
 import warnings
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from core.artifacts import MODEL_FILE, Run
+from core import runcache
+from core.artifacts import Run
 from core.data import IMAGE_SHAPE, normalise
 from core.predict import NumpyModel, load_predictor
 
 METHODS = ("pca", "umap")
-CACHE_DIR = "cache"
 CACHE_FORMAT = 1
 MAX_CACHE_BYTES = 64 << 20  # a 10,000-point map is ~100 kB; anything far larger is not ours
 # Features are not standardised before PCA: they are ReLU activations of one layer, all in the
@@ -50,8 +44,6 @@ UMAP_PARAMS = {
 PARAMS = {"pca": PCA_PARAMS, "umap": UMAP_PARAMS}
 UMAP_PACKAGES = ("umap", "numba", "pynndescent")
 UMAP_INSTALL = "pip install umap-learn==0.5.12"
-
-log = logging.getLogger(__name__)
 
 
 class ProjectionUnavailable(RuntimeError):
@@ -196,81 +188,51 @@ def project_features(features: np.ndarray, method: str = "pca") -> Projection:
 
 def cache_path(run: Run, method: str) -> Path:
     """Where the run's projection by ``method`` is cached."""
-    return run.path / CACHE_DIR / f"projection-{_check_method(method)}.npz"
-
-
-def _images_sha256(x: np.ndarray) -> str:
-    digest = hashlib.sha256(f"{x.dtype.str}{x.shape}".encode())
-    digest.update(np.ascontiguousarray(x).data)
-    return digest.hexdigest()
+    return runcache.cache_file(run, f"projection-{_check_method(method)}.npz")
 
 
 def _key(run: Run, method: str, images_sha256: str | None) -> dict:
     """What a cached map must match. ``images_sha256`` None: any images of the run's size."""
     return {
         "format": CACHE_FORMAT,
-        "model_sha256": run.manifest["files"][MODEL_FILE],
+        "model_sha256": run.manifest.model_sha256,
         "method": method,
         "params": PARAMS[method],
         "n": len(run.y_true),
-        "images_sha256": images_sha256,
+        "images_sha256": runcache.ANY if images_sha256 is None else images_sha256,
     }
 
 
 def _read(path: Path, want: dict) -> Projection | None:
     """The cached projection if the file is whole and its key matches ``want``, else None."""
-    try:
-        if path.parent.is_symlink() or path.is_symlink() or not path.is_file():
-            return None
-        if path.stat().st_size > MAX_CACHE_BYTES:
-            return None
-        with np.load(path, allow_pickle=False) as npz:
-            key = json.loads(str(npz["key"]))
-            info = json.loads(str(npz["info"]))
-            coords = np.asarray(npz["coords"], dtype=np.float32)
-    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):
-        return None  # unreadable or from another version: computed again and replaced
-    if want["images_sha256"] is None:
-        key = {**key, "images_sha256": None}
-    if key != want or coords.shape != (want["n"], 2) or not np.isfinite(coords).all():
+    found = runcache.read(path, {"key": want}, max_bytes=MAX_CACHE_BYTES)
+    if found is None:
         return None
-    explained = info.get("explained_variance")
+    try:
+        info = json.loads(str(found["info"]))
+        coords = np.asarray(found["coords"], dtype=np.float32)
+        explained = info.get("explained_variance")
+        seconds = float(info.get("seconds", 0.0))
+    except (KeyError, TypeError, ValueError, AttributeError):  # not a map of ours
+        return None
+    if coords.shape != (want["n"], 2) or not np.isfinite(coords).all():
+        return None
     return Projection(
         method=want["method"],
         coords=coords,
         explained_variance=tuple(explained) if explained is not None else None,
-        params=dict(key["params"]),
-        seconds=float(info.get("seconds", 0.0)),
+        params=dict(want["params"]),
+        seconds=seconds,
         from_cache=True,
     )
 
 
 def _write(path: Path, key: dict, projection: Projection) -> bool:
-    """Write atomically (temporary file in the same folder, fsync, rename); False if the folder
-    cannot be written, which only means the next call computes again."""
+    """Cache the projection under ``key``; False if the folder cannot be written, which only
+    means the next call computes again."""
     info = {"explained_variance": projection.explained_variance, "seconds": projection.seconds}
-    tmp = None
-    try:
-        if path.parent.is_symlink():
-            raise OSError(errno.EPERM, "the cache folder is a symbolic link", str(path.parent))
-        path.parent.mkdir(exist_ok=True)
-        # Not mkstemp: its 0600 mode would hide the map from a dashboard run by another user.
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-        with open(tmp, "xb") as f:
-            key_text, info_text = np.array(json.dumps(key)), np.array(json.dumps(info))
-            np.savez(f, coords=projection.coords, key=key_text, info=info_text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = None
-        return True
-    except OSError as exc:
-        log.info("projection not cached in %s: %s", path.parent, exc)
-        return False
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
+    arrays = {"coords": projection.coords, "info": np.array(json.dumps(info))}
+    return runcache.write(path, {"key": key}, arrays)
 
 
 def cached(run: Run, method: str, x_test_uint8: np.ndarray | None = None) -> Projection | None:
@@ -283,7 +245,7 @@ def cached(run: Run, method: str, x_test_uint8: np.ndarray | None = None) -> Pro
     _check_method(method)
     images_sha256 = None
     if x_test_uint8 is not None:
-        images_sha256 = _images_sha256(_check_images(run, x_test_uint8))
+        images_sha256 = runcache.array_sha256(_check_images(run, x_test_uint8))
     return _read(cache_path(run, method), _key(run, method, images_sha256))
 
 
@@ -298,7 +260,7 @@ def project(
     """
     _check_method(method)
     x = _check_images(run, x_test_uint8)
-    key = _key(run, method, _images_sha256(x))
+    key = _key(run, method, runcache.array_sha256(x))
     path = cache_path(run, method)
     found = _read(path, key)
     if found is not None:

@@ -1,21 +1,128 @@
-"""Per-class AUC of several models side by side (numpy and pandas; no Streamlit, no TensorFlow).
+"""ROC curves and AUCs: one-vs-rest per class (scikit-learn), and several models side by side.
 
-The ROC curves themselves come from ``core.metrics.evaluate``; this module only lines up the
-stored AUCs of each model, so the ROC page can show which class is weakest and by how much the
-models differ.
+``core.metrics.evaluate`` keeps each model's curves (``roc_curves``) and macro AUC; ``auc_table``
+lines the AUCs of several models up, so the ROC page can show which class is weakest and by how
+much the models differ. Beside them, one-vs-rest precision-recall curves and average precision
+(``pr_curves``, ``ap_table``). No Streamlit, no TensorFlow.
 """
 
 from __future__ import annotations
 
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
+from sklearn import metrics as skm
+from sklearn.exceptions import UndefinedMetricWarning
 
-from core.data import CLASS_NAMES
-from core.metrics import Evaluation
+from core.data import CLASS_NAMES, NUM_CLASSES
+
+if TYPE_CHECKING:  # core.metrics builds on this module
+    from core.metrics import Evaluation
 
 MACRO = "macro average"
 DIFFERENCE = "difference"
 WEAKEST = "weakest"
+AP_CAPTION = (
+    "Precision-recall: of the images a model takes for the class, the share that are (precision), "
+    "against the share of the class's images it catches (recall), as the threshold falls. "
+    "Average precision (AP) sums precision over the recall steps; chance is the class's share of "
+    "the images (the dotted line), a perfect ranking 1."
+)
+
+
+@dataclass(frozen=True)
+class RocCurve:
+    """One-vs-rest ROC curve of one class; ``auc`` is NaN when the class is absent or alone."""
+
+    fpr: np.ndarray  # (m,)
+    tpr: np.ndarray  # (m,)
+    thresholds: np.ndarray  # (m,)
+    auc: float
+
+
+def roc_curves(y_true: np.ndarray, y_prob: np.ndarray) -> tuple[RocCurve, ...]:
+    """The one-vs-rest ROC curve of each class (``y_true`` (n,) labels, ``y_prob`` (n, 10))."""
+    curves = []
+    for k in range(NUM_CLASSES):
+        positive = y_true == k  # (n,)
+        with warnings.catch_warnings():
+            # A class missing from a small test set has no ROC curve; its AUC is NaN below.
+            warnings.simplefilter("ignore", UndefinedMetricWarning)
+            fpr, tpr, thresholds = skm.roc_curve(positive, y_prob[:, k])
+        defined = 0 < positive.sum() < len(y_true)
+        auc = float(skm.auc(fpr, tpr)) if defined else float("nan")
+        curves.append(RocCurve(fpr=fpr, tpr=tpr, thresholds=thresholds, auc=auc))
+    return tuple(curves)
+
+
+def macro_auc(y_true: np.ndarray, y_prob: np.ndarray) -> float:
+    """The macro average of the one-vs-rest AUCs; NaN when a class has no examples (undefined)."""
+    if np.unique(y_true).size != NUM_CLASSES:
+        return float("nan")
+    labels = np.arange(NUM_CLASSES)
+    return float(
+        skm.roc_auc_score(y_true, y_prob, multi_class="ovr", average="macro", labels=labels)
+    )
+
+
+@dataclass(frozen=True)
+class PrCurve:
+    """One-vs-rest precision-recall curve of one class; ``ap`` is NaN when the class is absent.
+
+    As scikit-learn returns them: recall falls from 1 to 0 along the arrays, and the last point
+    (precision 1, recall 0) has no threshold.
+    """
+
+    precision: np.ndarray  # (m,)
+    recall: np.ndarray  # (m,)
+    thresholds: np.ndarray  # (m - 1,)
+    ap: float  # average precision: sum over thresholds of (recall step) x precision
+
+    @property
+    def prevalence(self) -> float:
+        """The class's share of the images: the precision of taking every image for it."""
+        return float(self.precision[0])
+
+
+def pr_curves(y_true: np.ndarray, y_prob: np.ndarray) -> tuple[PrCurve, ...]:
+    """The one-vs-rest precision-recall curve and average precision of each class.
+
+    ``y_true`` (n,) labels and ``y_prob`` (n, 10), as ``core.metrics.check_predictions``
+    returns them.
+    """
+    curves = []
+    for k in range(NUM_CLASSES):
+        positive = y_true == k  # (n,)
+        defined = bool(positive.any())
+        with warnings.catch_warnings():
+            if not defined:  # a class missing from a small test set has no recall: AP is NaN
+                warnings.simplefilter("ignore")
+            precision, recall, thresholds = skm.precision_recall_curve(positive, y_prob[:, k])
+        ap = float(skm.average_precision_score(positive, y_prob[:, k])) if defined else math.nan
+        curves.append(PrCurve(precision=precision, recall=recall, thresholds=thresholds, ap=ap))
+    return tuple(curves)
+
+
+def ap_table(curves: Mapping[str, Sequence[PrCurve]]) -> pd.DataFrame:
+    """Average precision per class of every model (columns in the order given), and their mean.
+
+    Indexed by class name, then ``MACRO`` (the mean over the classes, NaN when one is NaN).
+    """
+    if not curves:
+        raise ValueError("ap_table needs at least one model's curves")
+    per_class = np.array([[c.ap for c in model] for model in curves.values()]).T  # (10, models)
+    table = pd.DataFrame(
+        np.vstack([per_class, per_class.mean(axis=0)]),
+        index=[*CLASS_NAMES, MACRO],
+        columns=list(curves),
+    )
+    table.index.name = "class"
+    return table
 
 
 def auc_table(evaluations: dict[str, Evaluation]) -> pd.DataFrame:

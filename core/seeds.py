@@ -1,7 +1,8 @@
-"""Several seeds per model: which runs to use, their spread, and a comparison paired by seed.
+"""Several seeds per model: which runs to use, their spread, a comparison paired by seed, and
+the tables and sentences that show them.
 
-Runs of a seed sweep (``python -m core.train --model all --seeds 0-4``) differ only in
-``manifest["protocol"]["seed"]``. Everything here is computed from each run's stored test
+Runs of a seed sweep (``python -m core.train --model all --seeds 0-9``) differ only in
+``manifest.protocol.seed``. Everything here is computed from each run's stored test
 predictions with ``core.metrics`` (never read back from the manifest), with numpy, pandas and
 scipy; no TensorFlow.
 """
@@ -13,6 +14,7 @@ import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -22,40 +24,52 @@ from core import artifacts
 from core.artifacts import Run, RunInfo
 from core.data import CLASS_NAMES, NUM_CLASSES
 from core.metrics import evaluate
-from core.models import MODEL_NAMES
+from core.models import MODEL_NAMES, display_name
 
 SEED_METRICS = ("accuracy", "loss", "macro_f1")
 HIGHER_IS_BETTER = {"accuracy": True, "loss": False, "macro_f1": True}
 HISTORY_METRICS = ("loss", "accuracy", "test_loss", "test_accuracy")
 CONFIDENCE = 0.95
 ONE_SEED_NOTE = "Only one seed: its spread cannot be estimated (standard deviation undefined)."
+SEEDS_COMMAND = "python -m core.train --model all --seeds 0-9"
+SEED_COLUMNS = {"accuracy": "Test accuracy", "loss": "Test loss", "macro_f1": "Macro F1"}
+# The two verdicts the Overview states, and what each is about.
+CHOSEN_RUNS_NOTE = (
+    "**The chosen runs** (one per model, picked in the sidebar), scored on the same 10,000 "
+    "test images: could the difference between them be chance on these images?"
+)
+ACROSS_SEEDS_NOTE = (
+    "**Across seeds**: every seed of the report's protocol trained for both models, the models "
+    "paired by seed: does the difference hold from one random start of training to the next?"
+)
+
+Collected = dict[str, dict[int, RunInfo]]
 
 
 # --- which runs -------------------------------------------------------------------------------
 
 
 def _seed_of(info: RunInfo) -> int | None:
-    seed = (info.manifest or {}).get("protocol", {}).get("seed")
-    return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+    return info.manifest.protocol.seed if info.manifest is not None else None
 
 
 def collect(
     root: Path | str | None = None,
     models: Iterable[str] = MODEL_NAMES,
     report_only: bool = True,
-) -> dict[str, dict[int, RunInfo]]:
+) -> Collected:
     """Per model, per seed, one intact run (sorted by seed; a model without runs maps to {}).
 
     ``report_only`` keeps only runs that follow the report's protocol. Where a seed has several
     runs, the model's default run wins, else the newest (``list_runs`` lists newest first).
     """
-    collected: dict[str, dict[int, RunInfo]] = {}
+    collected: Collected = {}
     for model in models:
         chosen: dict[int, RunInfo] = {}
         for info in artifacts.list_runs(model, root):  # newest first
             if not info.ok:
                 continue
-            if report_only and not info.manifest["protocol"].get("follows_report"):
+            if report_only and not info.manifest.protocol.follows_report:
                 continue
             seed = _seed_of(info)
             if seed is None:
@@ -72,6 +86,22 @@ def load_seed_runs(infos: Mapping[int, RunInfo]) -> dict[int, Run]:
         seed: artifacts.load_run(info.model, info.run_id, root=info.path.parent.parent)
         for seed, info in infos.items()
     }
+
+
+def has_spread(collected: Collected) -> bool:
+    """Whether some model has two or more seeds, so that a spread can be shown."""
+    return any(len(infos) >= 2 for infos in collected.values())
+
+
+def more_seeds_text(collected: Collected) -> str:
+    """One line: how many seeds of the report's protocol there are, and how to get more."""
+    most = max((len(infos) for infos in collected.values()), default=0)
+    have = "No run follows" if most == 0 else "Only one seed per model follows"
+    return (
+        f"Across seeds: {have} the report's protocol yet, so how much the results vary from one "
+        f"random seed to the next is unknown. Train more with `{SEEDS_COMMAND}` "
+        "(seeds already trained are skipped)."
+    )
 
 
 # --- one model over seeds ---------------------------------------------------------------------
@@ -128,15 +158,49 @@ def summarize(runs_by_seed: Mapping[int, Run]) -> SeedSummary:
         rows[int(seed)] = {
             "accuracy": ev.accuracy,
             "loss": ev.loss,
-            "macro_f1": float(ev.report.loc["macro avg", "f1"]),
+            "macro_f1": float(ev.per_class.loc["macro avg", "f1"]),
         }
-        class_rows[int(seed)] = ev.report["f1"].iloc[:NUM_CLASSES].to_numpy(dtype=float)
+        class_rows[int(seed)] = ev.per_class["f1"].iloc[:NUM_CLASSES].to_numpy(dtype=float)
     per_seed = pd.DataFrame.from_dict(rows, orient="index", columns=list(SEED_METRICS))
     per_class = pd.DataFrame.from_dict(class_rows, orient="index", columns=list(CLASS_NAMES))
     per_seed.index.name = per_class.index.name = "seed"
     summary, class_summary = _mean_std(per_seed), _mean_std(per_class)
     summary.index.name, class_summary.index.name = "metric", "class"
     return SeedSummary(models.pop(), per_seed, per_class, summary, class_summary)
+
+
+def summarize_collected(collected: Collected) -> dict[str, SeedSummary]:
+    """``summarize`` of every model that ``collect`` found at least one seed for."""
+    return {model: summarize(load_seed_runs(infos)) for model, infos in collected.items() if infos}
+
+
+def _mean_std_text(mean: float, std: float) -> str:
+    return f"{mean:.4f} (one seed)" if pd.isna(std) else f"{mean:.4f} ± {std:.4f}"
+
+
+def seed_table(summaries: Mapping[str, SeedSummary]) -> pd.DataFrame:
+    """One row per model: mean ± std (ddof=1) over seeds of each test metric, and the seeds."""
+    rows = {}
+    for model, summary in summaries.items():
+        row = {
+            label: _mean_std_text(summary.mean(metric), summary.std(metric))
+            for metric, label in SEED_COLUMNS.items()
+        }
+        row["Seeds"] = f"{summary.n} ({', '.join(str(s) for s in summary.seeds)})"
+        rows[display_name(model)] = row
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def class_f1_table(summaries: Mapping[str, SeedSummary]) -> pd.DataFrame:
+    """One row per class: each model's F1, mean ± std over its seeds."""
+    columns = {
+        f"{display_name(model)} F1": [
+            _mean_std_text(s.class_summary.loc[name, "mean"], s.class_summary.loc[name, "std"])
+            for name in CLASS_NAMES
+        ]
+        for model, s in summaries.items()
+    }
+    return pd.DataFrame(columns, index=pd.Index(list(CLASS_NAMES), name="class"))
 
 
 # --- two models, paired by seed ---------------------------------------------------------------
@@ -192,6 +256,12 @@ class PairedResult:
     @property
     def a_better(self) -> int:
         return self.n - self.b_better - int(self.table.loc["accuracy", "ties"])
+
+    @property
+    def clear(self) -> bool:
+        """Two or more seeds and an accuracy interval clear of zero: one model is better beyond
+        the seed-to-seed spread."""
+        return self.n >= 2 and (self.ci_low > 0 or self.ci_high < 0)
 
 
 def _paired_stats(a: np.ndarray, b: np.ndarray, confidence: float, higher_better: bool) -> dict:
@@ -307,6 +377,27 @@ def paired_verdict_text(result: PairedResult, names: Sequence[str]) -> str:
             "do not show that it is reliably the more accurate one."
         )
     return f"{claim} ({details})."
+
+
+class Verdict(NamedTuple):
+    """A paired-by-seed verdict: its sentence, and whether it is clear (``PairedResult.clear``)."""
+
+    text: str
+    clear: bool
+
+
+def paired_verdict(summaries: Mapping[str, SeedSummary]) -> Verdict:
+    """The paired-by-seed verdict on the registry's first two models, by their display names."""
+    a, b = MODEL_NAMES[:2]
+    missing = [display_name(m) for m in (a, b) if m not in summaries]
+    if missing:
+        return Verdict(
+            f"No seed of the report's protocol was trained for {' and '.join(missing)}, so the "
+            "models cannot be compared seed by seed.",
+            False,
+        )
+    result = paired(summaries[a], summaries[b])
+    return Verdict(paired_verdict_text(result, (display_name(a), display_name(b))), result.clear)
 
 
 # --- training curves over seeds ---------------------------------------------------------------

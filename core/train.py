@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import platform
 import signal
@@ -26,8 +25,17 @@ from pathlib import Path
 
 import numpy as np
 
-from core import artifacts
+from core import artifacts, live
 from core.data import Dataset, DatasetError, load_dataset, normalise, one_hot
+from core.manifest import (
+    Compute,
+    DatasetRecord,
+    Machine,
+    Manifest,
+    Protocol,
+    TestMetrics,
+    TrainMetrics,
+)
 from core.metrics import headline
 from core.models import MODEL_NAMES, get_spec
 
@@ -88,25 +96,7 @@ class _StopFlag:
         self.set = True
 
 
-class LiveLog:
-    """Appends JSON records to a file, flushed as written, and passes each to a listener."""
-
-    def __init__(self, path: Path, listener: Callable[[dict], None] | None = None):
-        self.file = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
-        self.listener = listener
-
-    def write(self, record: dict) -> None:
-        record = {"time": round(time.time(), 3), **record}
-        self.file.write(json.dumps(record) + "\n")
-        self.file.flush()
-        if self.listener:
-            self.listener(record)
-
-    def close(self) -> None:
-        self.file.close()
-
-
-def _make_callback(log: LiveLog, config: TrainConfig, steps_per_epoch: int, stop: _StopFlag):
+def _make_callback(log: live.LiveLog, config: TrainConfig, steps_per_epoch: int, stop: _StopFlag):
     import keras
 
     class LiveLogCallback(keras.callbacks.Callback):
@@ -130,37 +120,33 @@ def _make_callback(log: LiveLog, config: TrainConfig, steps_per_epoch: int, stop
                 return
             now = time.perf_counter()
             images = (done - self.window_end) * config.batch_size
-            log.write(
-                {
-                    "type": "step",
-                    "epoch": self.epoch + 1,
-                    "step": self.epoch * steps_per_epoch + done,
-                    "total_steps": config.epochs * steps_per_epoch,
-                    "loss": float(logs["loss"]),  # running mean over the epoch so far
-                    "accuracy": float(logs["accuracy"]),
-                    "images_per_s": round(images / max(now - self.window_start, 1e-9), 1),
-                }
+            log.step(
+                epoch=self.epoch + 1,
+                step=self.epoch * steps_per_epoch + done,
+                total_steps=config.epochs * steps_per_epoch,
+                loss=logs["loss"],  # running mean over the epoch so far
+                accuracy=logs["accuracy"],
+                images_per_s=images / max(now - self.window_start, 1e-9),
             )
             self.window_start, self.window_end = now, done
 
         def on_epoch_end(self, epoch, logs=None):
-            log.write(
-                {
-                    "type": "epoch",
-                    "epoch": epoch + 1,
-                    "loss": float(logs["loss"]),
-                    "accuracy": float(logs["accuracy"]),
-                    "test_loss": float(logs["val_loss"]),  # held-out monitoring only
-                    "test_accuracy": float(logs["val_accuracy"]),
-                    "seconds": round(time.perf_counter() - self.epoch_start, 3),
-                }
+            log.epoch(
+                epoch=epoch + 1,
+                loss=logs["loss"],
+                accuracy=logs["accuracy"],
+                test_loss=logs["val_loss"],  # held-out monitoring only
+                test_accuracy=logs["val_accuracy"],
+                seconds=time.perf_counter() - self.epoch_start,
             )
 
     return LiveLogCallback()
 
 
 # ----------------------------------------------------------------------------------------------
-# Compute settings: how TensorFlow runs the same protocol faster on a small CPU (bench/results.md)
+# Compute settings: how TensorFlow runs the same protocol faster on a small CPU (bench/results.md).
+# Any Keras backend trains (KERAS_BACKEND=jax on a machine without TensorFlow); TensorFlow with
+# oneDNN is the default because it is the fastest on CPU here (JAX's step: ~1.5x slower).
 
 MAX_STEPS_PER_EXECUTION = 50
 
@@ -179,7 +165,7 @@ def configure_compute() -> None:
     oneDNN is off by default on AMD CPUs; its convolutions take 12-16% less CPU time per training
     batch here (bench/results.md, section 0). TensorFlow reads the switch once, when imported,
     so ``python -m core.train`` sets it first thing (a process that imports this module keeps
-    its own setting); ``TF_ENABLE_ONEDNN_OPTS=0`` is respected.
+    its own setting); ``TF_ENABLE_ONEDNN_OPTS=0`` is respected. Other backends ignore it.
     TensorFlow's own thread pools (one thread per core) measured best and are left alone.
     """
     if "tensorflow" not in sys.modules:
@@ -187,21 +173,46 @@ def configure_compute() -> None:
 
 
 def compute_settings(config: TrainConfig) -> dict:
-    """How this process runs the protocol (speed only, not the protocol): for the manifest."""
-    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "0").strip().lower() in ("1", "true")
+    """How this process runs the protocol (speed only, not the protocol): for the manifest.
+
+    ``onednn`` is TensorFlow's switch: false on any other Keras backend, whatever the variable
+    says. Imports Keras (and so its backend): call ``configure_compute`` first.
+    """
+    import keras
+
+    switch = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "0").strip().lower() in ("1", "true")
+    onednn = switch and keras.backend.backend() == "tensorflow"
     return {"onednn": onednn, "steps_per_execution": steps_per_execution(config.log_every)}
 
 
-def _versions() -> dict:
+# The libraries behind each Keras backend, whose own versions a manifest records.
+BACKEND_LIBRARIES = {
+    "tensorflow": ("tensorflow",),
+    "jax": ("jax", "jaxlib"),
+    "torch": ("torch",),
+    "openvino": ("openvino",),
+    "numpy": (),  # numpy is recorded anyway
+}
+
+
+def _versions() -> dict[str, str]:
+    """The libraries that trained the run: only the backend's own (tensorflow, or jax and
+    jaxlib, ...), so a run trained without TensorFlow names none."""
+    import importlib
+
     import keras
     import sklearn
-    import tensorflow as tf
 
+    backend = keras.backend.backend()
+    libraries = {
+        name: str(importlib.import_module(name).__version__)  # imported already by Keras
+        for name in BACKEND_LIBRARIES.get(backend, (backend,))
+    }
     return {
         "python": platform.python_version(),
-        "tensorflow": tf.__version__,
+        **libraries,
         "keras": keras.__version__,
-        "keras_backend": keras.backend.backend(),
+        "keras_backend": backend,
         "numpy": np.__version__,
         "scikit-learn": sklearn.__version__,
     }
@@ -235,26 +246,23 @@ def train(
 
 
 def _train_locked(config, spec, data, root, make_default, listener, stop) -> Path:
-    compute = compute_settings(config)
     import keras
 
+    compute = compute_settings(config)
     run_id = artifacts.new_run_id(config.seed)
     status = {"pid": os.getpid(), "run_id": run_id, "config": asdict(config)}
     artifacts.write_training_status(config.model, {**status, "state": "training"}, root)
     started = datetime.now(UTC)
     with artifacts.RunWriter(config.model, run_id, root) as writer:
-        log = LiveLog(writer.file(artifacts.LIVE_LOG), listener)
+        log = live.LiveLog(writer.file(artifacts.LIVE_LOG), listener)
         try:
             x_train = normalise(data.x_train[: config.train_limit])  # (n, 28, 28, 1)
             y_train = one_hot(data.y_train[: config.train_limit])  # (n, 10)
             x_test, y_test = normalise(data.x_test), one_hot(data.y_test)
             steps = -(-len(x_train) // config.batch_size)
-            log.write(
-                {"type": "start", "model": config.model, "run_id": run_id,
-                 "config": asdict(config), "train_images": len(x_train),
-                 "test_images": len(x_test), "steps_per_epoch": steps,
-                 "follows_report": config.follows_report}
-            )  # fmt: skip
+            log.start(model=config.model, run_id=run_id, config=asdict(config),
+                      train_images=len(x_train), test_images=len(x_test),
+                      steps_per_epoch=steps, follows_report=config.follows_report)  # fmt: skip
             keras.utils.set_random_seed(config.seed)
             model = spec.build()
             model.compile(
@@ -290,54 +298,46 @@ def _train_locked(config, spec, data, root, make_default, listener, stop) -> Pat
                 }
                 for i in range(len(fit.history["loss"]))
             ]
-            seconds = [r["seconds"] for r in _epoch_records(writer.file(artifacts.LIVE_LOG))]
+            seconds = [r["seconds"] for r in live.epoch_records(writer.file(artifacts.LIVE_LOG))]
             for record, sec in zip(epochs, seconds, strict=True):
                 record["seconds"] = sec
-            model.save(writer.file(artifacts.MODEL_FILE))
-            np.savez_compressed(
-                writer.file(artifacts.PREDICTIONS),
-                y_true=data.y_test.astype(np.uint8),
-                y_prob=y_prob.astype(np.float32),
-            )
-            writer.file(artifacts.HISTORY_FILE).write_text(
-                json.dumps(
-                    {"note": "test_* are held-out monitoring only; nothing is selected on them",
-                     "epochs": epochs},
-                    indent=1,
-                )
-            )  # fmt: skip
-            log.write({"type": "end", "state": "done", "test": test})
+            writer.save_model(model)
+            writer.save_predictions(data.y_test, y_prob)
+            writer.save_history(epochs)
+            log.end("done", test=test)
         except BaseException as exc:
             _record_end(config.model, status, exc, root, log)
             raise
         log.close()
         finished = datetime.now(UTC)
-        manifest = {
-            "display_name": spec.display_name,
-            "params": int(model.count_params()),
-            "protocol": {
-                "epochs": config.epochs,
-                "batch_size": config.batch_size,
-                "seed": config.seed,
-                "optimizer": "Adam",
-                "learning_rate": LR,
-                "loss": "categorical_crossentropy",
-                "preprocessing": "pixels / 255, one-hot labels",
-                "train_images": len(x_train),
-                "train_limit": config.train_limit,
-                "follows_report": config.follows_report,
-                "test_evaluation": "after every epoch, held-out monitoring only",
-            },
-            "versions": _versions(),
-            "compute": compute,  # speed only: the protocol above is unchanged
-            "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
-            "dataset": {"source": data.source, "sha256": data.sha256},
-            "started": started.isoformat(timespec="seconds"),
-            "finished": finished.isoformat(timespec="seconds"),
-            "seconds_per_epoch": seconds,
-            "train_metrics": {"loss": epochs[-1]["loss"], "accuracy": epochs[-1]["accuracy"]},
-            "test_metrics": test,
-        }
+        manifest = Manifest(
+            model=config.model,
+            run_id=run_id,
+            display_name=spec.display_name,
+            params=int(model.count_params()),
+            protocol=Protocol(
+                epochs=config.epochs,
+                batch_size=config.batch_size,
+                seed=config.seed,
+                optimizer="Adam",
+                learning_rate=LR,
+                loss="categorical_crossentropy",
+                preprocessing="pixels / 255, one-hot labels",
+                train_images=len(x_train),
+                train_limit=config.train_limit,
+                follows_report=config.follows_report,
+                test_evaluation="after every epoch, held-out monitoring only",
+            ),
+            versions=_versions(),
+            compute=Compute(**compute),  # speed only: the protocol above is unchanged
+            machine=Machine(platform=platform.platform(), cpus=os.cpu_count()),
+            dataset=DatasetRecord(source=data.source, sha256=data.sha256),
+            started=started.isoformat(timespec="seconds"),
+            finished=finished.isoformat(timespec="seconds"),
+            seconds_per_epoch=seconds,
+            train_metrics=TrainMetrics(loss=epochs[-1]["loss"], accuracy=epochs[-1]["accuracy"]),
+            test_metrics=TestMetrics(**test),
+        )
         try:
             path = writer.commit(manifest)
         except BaseException as exc:  # disk full, read-only: nothing is published
@@ -369,18 +369,13 @@ def _record_end(model: str, status: dict, exc: BaseException, root, log=None) ->
     error = f"{type(exc).__name__}: {exc}" if isinstance(exc, OSError) else repr(exc)
     if log is not None:
         with contextlib.suppress(OSError, ValueError):
-            log.write({"type": "end", "state": state, "error": error[:500]})
+            log.end(state, error=error[:500])
         with contextlib.suppress(OSError):
             log.close()
     with contextlib.suppress(OSError):
         artifacts.write_training_status(
             model, {**status, "state": state, "error": error[:500]}, root
         )
-
-
-def _epoch_records(path: Path) -> list[dict]:
-    records, _ = artifacts.read_live_log(path)
-    return [r for r in records if r.get("type") == "epoch"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -430,10 +425,10 @@ def parse_seeds(text: str) -> list[int]:
 def existing_run(config: TrainConfig, root: Path | str | None = None) -> str | None:
     """The id of a finished, intact run of ``config`` (same model, seed, epochs, batch size and
     training subset), if there is one: ``--seeds`` skips it."""
+    want = (config.seed, config.epochs, config.batch_size, config.train_limit)
     for info in artifacts.list_runs(config.model, root):
-        p = info.manifest["protocol"] if info.ok else None
-        want = (config.seed, config.epochs, config.batch_size, config.train_limit)
-        if p and (p["seed"], p["epochs"], p["batch_size"], p.get("train_limit")) == want:
+        p = info.manifest.protocol if info.ok else None
+        if p and (p.seed, p.epochs, p.batch_size, p.train_limit) == want:
             return info.run_id
     return None
 
@@ -519,17 +514,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p  # fmt: skip
 
 
-def _check_writable(root: Path) -> str | None:
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        probe = root / f".write-test-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        return f"cannot write to the artifacts folder {root}: {exc.strerror or exc}"
-    return None
-
-
 class _ProgressBar:
     """A tqdm bar fed by live-log records, so it shows exactly what the log says."""
 
@@ -563,7 +547,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     root = artifacts.artifacts_root(args.out)
-    problem = _check_writable(root)
+    problem = artifacts.check_free_space(root)  # before check_writable, which makes the folder
+    if problem:
+        parser.error(f"{problem}, or train into a folder on another disk with --out")
+    problem = artifacts.check_writable(root)
     if problem:
         parser.error(problem)
     names = MODEL_NAMES if args.model == "all" else (args.model,)
@@ -611,11 +598,11 @@ def main(argv: list[str] | None = None) -> int:
                   "or make the artifacts folder writable, then train again.",
                   file=sys.stderr)  # fmt: skip
             return 4
-        manifest = json.loads((path / artifacts.MANIFEST).read_text())
-        test = manifest["test_metrics"]
+        manifest = artifacts.read_manifest(path)
+        test = manifest.test_metrics
         print(
-            f"{config.model}: test accuracy {test['accuracy']:.4f}, loss {test['loss']:.4f}, "
-            f"{np.mean(manifest['seconds_per_epoch']):.1f} s/epoch -> {path}"
+            f"{config.model}: test accuracy {test.accuracy:.4f}, loss {test.loss:.4f}, "
+            f"{np.mean(manifest.seconds_per_epoch):.1f} s/epoch -> {path}"
         )
     return 0
 

@@ -1,4 +1,4 @@
-"""Compare: the reports side by side, where the models agree, and whether the gap is chance."""
+"""Compare: per-class metrics side by side, where the models agree, whether the gap is chance."""
 
 import streamlit as st
 
@@ -6,7 +6,7 @@ from core import comparison as tables
 from core import figures, gallery
 from core.metrics import AGREEMENT_PARTS
 from core.models import display_name
-from widgets import analysis, cached, layout, picker
+from widgets import analysis, cached, charts, layout, picker
 from widgets.gallery import clickable_chart, gallery_ui, load_test_images
 
 PART = "agreement_part"  # one of AGREEMENT_PARTS, or None
@@ -49,8 +49,8 @@ st.caption(
     f"{level} of resamples of the {result.n:,} test images give."
 )
 
-st.subheader("Classification reports side by side")
-table = tables.report_table(evals[a], evals[b], a, b)
+st.subheader("Per-class metrics side by side")
+table = tables.per_class_table(evals[a], evals[b], a, b)
 deltas = tables.diff_columns(table)
 styled = (
     table.style.format("{:.4f}")
@@ -58,7 +58,9 @@ styled = (
     .format("{:,}", subset=["Support"])
     .map(tables.diff_css, subset=deltas, name_a=a, name_b=b)
 )
-st.dataframe(styled, width="stretch", height=layout.table_height(len(table)), key="compare_report")
+st.dataframe(
+    styled, width="stretch", height=layout.table_height(len(table)), key="compare_per_class"
+)
 st.caption(f"Δ = {label_b} − {label_a}, tinted in the colour of the model that does better.")
 st.download_button(
     "Download the comparison (CSV)", tables.comparison_csv(evals[a], evals[b], result, a, b),
@@ -66,21 +68,19 @@ st.download_button(
     key="compare_download", icon=":material/download:",
 )  # fmt: skip
 st.download_button(
-    "Download the report (one HTML file)", lambda: analysis.report_html(runs),
-    file_name=f"report_{runs[a].run_id}_{runs[b].run_id}.html", mime="text/html",
-    key="compare_report_download", icon=":material/description:",
+    "Download this comparison (HTML)", lambda: analysis.export_html(runs),
+    file_name=f"compare_{runs[a].run_id}_{runs[b].run_id}.html", mime="text/html",
+    key="compare_export_download", icon=":material/description:",
     help="Metrics, statistics, calibration, seeds and the main figures; opens offline.",
 )  # fmt: skip
-st.plotly_chart(
-    cached.figure("f1_bars_figure", {n: e.report for n, e in evals.items()}), key="compare_f1"
-)
+st.plotly_chart(charts.f1_bars_figure({n: e.per_class for n, e in evals.items()}), key="compare_f1")
 
 st.subheader("Image by image")
 part = gallery.parse_part(st.session_state.get(PART))
 st.session_state[PART] = st.session_state[PICKER] = part
 chart, notes = st.columns([3, 2])
 clickable_chart(
-    chart, cached.figure("agreement_figure", result.agreement, a, b, selected=part),
+    chart, charts.agreement_figure(result.agreement, a, b, selected=part),
     "agreement_chart", figures.selected_part, _set_part,
 )  # fmt: skip
 only_a, only_b = result.agreement["only_a"], result.agreement["only_b"]

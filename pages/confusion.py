@@ -5,7 +5,7 @@ import streamlit as st
 from core import figures, gallery
 from core.data import CLASS_NAMES
 from core.models import display_name
-from widgets import cached, picker
+from widgets import cached, charts, picker
 from widgets.gallery import clickable_chart, gallery_ui, load_test_images
 
 CELL = "confusion_cell"  # (true, predicted, source); source: a model, or gallery.EITHER
@@ -53,8 +53,7 @@ for key, value in zip(PICKERS, cell, strict=True):
 normalise = st.toggle("Share of each true class (row-normalised)", key="confusion_normalise")
 both, difference = st.tabs(["Both models", f"Difference: {labels[b]} − {labels[a]}"])
 for column, name in zip(both.columns(len(names)), names, strict=True):
-    figure = cached.figure(
-        "confusion_figure",
+    figure = charts.confusion_figure(
         evals[name].confusion,
         labels[name],
         normalise,
@@ -64,8 +63,7 @@ for column, name in zip(both.columns(len(names)), names, strict=True):
         column, figure, f"confusion_chart_{name}", figures.selected_cell,
         lambda picked, name=name: _set_cell((*picked, name)),
     )  # fmt: skip
-figure = cached.figure(
-    "confusion_difference_figure",
+figure = charts.confusion_difference_figure(
     evals[a].confusion,
     evals[b].confusion,
     a,

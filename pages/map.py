@@ -4,10 +4,10 @@ import streamlit as st
 
 from core import projection
 from core.data import CLASS_NAMES
-from core.figures_map import selected_indices
+from core.figures import selected_indices
 from core.models import display_name
 from core.neighbours import suspect_table
-from widgets import cached, layout, picker
+from widgets import charts, layout, picker
 from widgets.explain import cached_projection, image_detail_ui, test_projection
 
 METHOD_LABELS = {"pca": "PCA", "umap": "UMAP"}
@@ -38,8 +38,8 @@ except projection.ProjectionUnavailable as exc:
     st.error(str(exc))
     st.stop()
 title = f"{display_name(model)}: {METHOD_LABELS[method]} of the test set"
-figure = cached.figure("figures_map.projection_figure", proj, run.y_true, run.y_prob.argmax(axis=1),
-                   CLASS_NAMES, title)  # fmt: skip
+figure = charts.projection_figure(proj, run.y_true, run.y_prob.argmax(axis=1),
+                                  CLASS_NAMES, title)  # fmt: skip
 event = st.plotly_chart(figure, width="stretch", key=f"map_chart_{model}_{method}",
                         on_select="rerun", selection_mode="points")  # fmt: skip
 picked = selected_indices(event)

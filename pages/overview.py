@@ -2,14 +2,13 @@
 
 import streamlit as st
 
-from core import figures
+from core import power, published, seeds
 from core.artifacts import RunError, artifacts_root
 from core.data import CLASS_NAMES, first_per_class
+from core.modelfile import UnsupportedModel
 from core.models import REGISTRY, display_name
-from core.predict import UnsupportedModel
-from core.report import report_table_text
 from core.text import literal
-from widgets import analysis, cached, layout, picker
+from widgets import analysis, cached, charts, layout, nav, picker
 
 st.title("Baseline vs residual CNN on Fashion-MNIST")
 st.caption(
@@ -35,29 +34,30 @@ for column, (name, run) in zip(columns, runs.items(), strict=True):
         a, b, c = st.columns(3)
         a.metric("Test accuracy", f"{e.accuracy:.4f}")
         b.metric("Test loss", f"{e.loss:.4f}")
-        c.metric("Macro F1", f"{e.report.loc['macro avg', 'f1']:.4f}")
+        c.metric("Macro F1", f"{e.per_class.loc['macro avg', 'f1']:.4f}")
         a.metric("Macro AUC", f"{e.macro_auc:.4f}")
-        b.metric("Parameters", f"{m['params']:,}")
+        b.metric("Parameters", f"{m.params:,}")
         c.metric(
             "Seconds / epoch", f"{run.mean_epoch_seconds:.0f}",
             help="Measured while this run trained, on its machine and under its load.",
         )  # fmt: skip
 
 verdict = comparison.verdict(display_name(names[0]), display_name(names[1]))
-st.markdown(analysis.CHOSEN_RUNS_NOTE)
+st.markdown(seeds.CHOSEN_RUNS_NOTE)
 (st.success if comparison.significant else st.info)(verdict, icon=":material/balance:")
 root = str(artifacts_root())
 collected = analysis.seed_runs(root)
-several = analysis.has_spread(collected)
+several = seeds.has_spread(collected)
 if several:
     summaries = analysis.summaries(collected, root)
-    seed_verdict, clear = analysis.paired_verdict(summaries)
-    st.markdown(analysis.ACROSS_SEEDS_NOTE)
+    seed_verdict, clear = seeds.paired_verdict(summaries)
+    st.markdown(seeds.ACROSS_SEEDS_NOTE)
     (st.success if clear else st.info)(seed_verdict, icon=":material/stacked_line_chart:")
+    st.caption(power.seed_power_text(summaries))
 else:
-    st.caption(analysis.more_seeds_text(collected))
+    st.caption(seeds.more_seeds_text(collected))
 st.page_link(
-    "pages/compare.py",
+    nav.COMPARE,
     label="Details: agreement table, per-class F1",
     icon=":material/compare_arrows:",
 )
@@ -65,22 +65,22 @@ st.page_link(
 if several:
     st.subheader("Across seeds")
     st.caption("Each model's test figures over its seeds: mean ± standard deviation (n − 1).")
-    table = analysis.seed_table(summaries)
+    table = seeds.seed_table(summaries)
     st.container(key="overview_seed_table").dataframe(
         table, width="stretch", height=layout.table_height(len(table))
     )
-    chart = cached.figure("seed_metric_figure", summaries, analysis.labels(summaries),
-                      "accuracy", figures.ACCURACY_REFERENCES)  # fmt: skip
+    chart = charts.seed_metric_figure(summaries, metric="accuracy",
+                                      references=published.ACCURACY_REFERENCES)  # fmt: skip
     st.plotly_chart(chart, width="stretch", key="overview_seed_chart")
-    st.caption(figures.BEST_PUBLISHED_NOTE)
+    st.caption(published.BEST_PUBLISHED_NOTE)
     with st.expander("F1 of each class across seeds"):
-        table = analysis.class_f1_table(summaries)
+        table = seeds.class_f1_table(summaries)
         st.container(key="overview_class_f1_table").dataframe(
             table, width="stretch", height=layout.table_height(len(table))
         )
 
 st.subheader("The report's figures and ours")
-table = report_table_text(evals)
+table = published.course_report_table_text(evals)
 st.dataframe(table, width="stretch", height=layout.table_height(len(table)))
 
 st.subheader("Architectures")
@@ -99,7 +99,5 @@ for tab, (name, run) in zip(st.tabs([display_name(n) for n in runs]), runs.items
 st.subheader("Test images by class")
 x_test, y_test = cached.test_set()
 index = first_per_class(y_test, 6)
-grid = cached.figure(
-    "sample_grid_figure", x_test[index], [CLASS_NAMES[y_test[i]] for i in index], columns=12
-)
+grid = charts.sample_grid_figure(x_test[index], [CLASS_NAMES[y_test[i]] for i in index], columns=12)
 st.plotly_chart(grid, width="stretch", key="sample_grid")

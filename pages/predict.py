@@ -6,11 +6,12 @@ import streamlit as st
 from core import figures
 from core.artifacts import RunError
 from core.data import CLASS_NAMES, first_per_class
+from core.modelfile import UnsupportedModel
 from core.models import display_name
-from core.predict import UnsupportedModel, predict_both, top_k
+from core.predict import predict_both, top_k
 from core.preprocess import PreprocessError, prepare_drawing, prepare_upload
 from core.text import literal
-from widgets import cached, picker
+from widgets import cached, nav, picker
 from widgets.explain import input_cams_ui, nearest_ui
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
@@ -68,7 +69,7 @@ try:
 except (RunError, UnsupportedModel) as exc:
     st.error(f"A model cannot be loaded for prediction: {literal(exc)}. Retrain it on the "
              "Training page.")  # fmt: skip
-    st.page_link(picker.TRAINING_PAGE, label="Go to Training", icon=":material/model_training:")
+    st.page_link(nav.TRAINING, label="Go to Training", icon=":material/model_training:")
     st.stop()
 
 source = st.radio("Input", list(INPUTS), horizontal=True, key="predict_source")

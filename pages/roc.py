@@ -1,18 +1,50 @@
-"""ROC curves: how well each model ranks one class above the rest, with AUC per class; then
+"""ROC curves: how well each model ranks one class above the rest, with AUC per class, and
+precision-recall beside them; when a model should abstain (accuracy against coverage); then
 calibration: whether each model is as often right as it is confident."""
 
 import pandas as pd
 import streamlit as st
 
-from core.calibration import calibration_text
+from core.calibration import (
+    ECE_CAPTION,
+    calibration_text,
+    ece_table,
+    mistakes_table,
+    styled_mistakes,
+)
 from core.data import CLASS_NAMES
 from core.models import display_name
-from core.roc import DIFFERENCE, WEAKEST, auc_table, weakest_class
-from widgets import analysis, cached, layout, picker
+from core.roc import AP_CAPTION, DIFFERENCE, WEAKEST, ap_table, auc_table, weakest_class
+from core.selective import (
+    SELECTIVE_CAPTION,
+    THRESHOLD,
+    THRESHOLD_RANGE,
+    abstain,
+    abstention_text,
+    aurc_table,
+    top_k_table,
+)
+from widgets import analysis, cached, charts, layout, picker
 
 DEFAULT_CLASS = "Shirt"  # the hardest Fashion-MNIST class for both models
 VIEWS = ("One class", "All ten classes")
 HIGHLIGHT = {"background-color": "rgba(213, 94, 0, 0.18)", "font-weight": "bold"}
+
+
+@st.fragment
+def abstain_ui(curves: dict) -> None:
+    """The threshold slider: per model, how much it answers and how often right, on the curve."""
+    threshold = st.slider(
+        "Answer only when at least this sure (top-class probability)",
+        *THRESHOLD_RANGE, THRESHOLD, step=0.01, key="roc_abstain_threshold",
+    )  # fmt: skip
+    points = {name: abstain(curve, threshold) for name, curve in curves.items()}
+    for name, point in points.items():
+        st.markdown(abstention_text(display_name(name), point))
+    st.plotly_chart(
+        charts.accuracy_coverage_figure(curves, points), width="stretch", key="roc_coverage_chart"
+    )
+
 
 st.title("ROC curves, each class against the rest")
 st.caption(
@@ -26,6 +58,7 @@ picker.require_runs(runs)
 evals = {name: cached.evaluation(run) for name, run in runs.items()}
 names = list(runs)
 table = auc_table(evals)
+prs = {name: analysis.pr_curves(run) for name, run in runs.items()}
 
 view = st.radio("Show", VIEWS, horizontal=True, key="roc_view")
 if view == VIEWS[0]:
@@ -37,15 +70,20 @@ if view == VIEWS[0]:
     for column, name in zip(st.columns(len(names) + 2)[: len(names)], names, strict=True):
         column.metric(f"{display_name(name)}: AUC for {class_name}", f"{curves[name].auc:.4f}")
     full, corner = st.columns(2)
-    full.plotly_chart(
-        cached.figure("roc_figure", curves, class_name), width="stretch", key="roc_full"
-    )
+    full.plotly_chart(charts.roc_figure(curves, class_name), width="stretch", key="roc_full")
     corner.plotly_chart(
-        cached.figure("roc_figure", curves, class_name, zoom=True), width="stretch", key="roc_zoom"
+        charts.roc_figure(curves, class_name, zoom=True), width="stretch", key="roc_zoom"
     )
     st.caption("Right: the top-left corner (few false positives, most true positives caught).")
+    pr_area, ap_area = st.columns(2)
+    pr_area.plotly_chart(
+        charts.pr_figure({n: prs[n][k] for n in names}, class_name), width="stretch", key="roc_pr"
+    )
+    for name in names:
+        ap_area.metric(f"{display_name(name)}: AP for {class_name}", f"{prs[name][k].ap:.4f}")
+    ap_area.caption(AP_CAPTION)
 else:
-    st.plotly_chart(cached.figure("roc_grid_figure", evals), width="stretch", key="roc_grid")
+    st.plotly_chart(charts.roc_grid_figure(evals), width="stretch", key="roc_grid")
 
 st.subheader("AUC per class")
 labels = {name: display_name(name) for name in names}
@@ -64,6 +102,22 @@ if weakest is not None:
 for column, name in zip(st.columns(len(names) + 2)[: len(names)], names, strict=True):
     column.metric(f"{display_name(name)}: macro AUC", f"{evals[name].macro_auc:.4f}")
 
+st.subheader("Average precision per class")
+ap = ap_table(prs).rename(columns=labels)
+st.dataframe(
+    ap.style.format("{:.4f}", na_rep="–"),
+    width="stretch", height=layout.table_height(len(ap)), key="roc_ap_table",
+)  # fmt: skip
+
+st.subheader("When should a model abstain?")
+st.caption(SELECTIVE_CAPTION)
+coverages = {name: analysis.risk_coverage(run) for name, run in runs.items()}
+abstain_ui(coverages)
+aurc, top = st.columns(2)
+aurc.dataframe(aurc_table(coverages).style.format("{:.4f}"), width="stretch", key="roc_aurc_table")
+top_k = {name: analysis.top_k_accuracy(run) for name, run in runs.items()}
+top.dataframe(top_k_table(top_k).style.format("{:.2%}"), width="stretch", key="roc_top_k_table")
+
 st.subheader("Calibration")
 st.caption(
     "Is each model as often right as it is confident? Test loss (log loss) punishes a mistake "
@@ -74,16 +128,16 @@ calibrations = {name: analysis.calibrate(run) for name, run in runs.items()}
 st.info(calibration_text(calibrations, [labels[n] for n in names]), icon=":material/target:")
 reliabilities = {name: c.reliability for name, c in calibrations.items()}
 st.plotly_chart(
-    cached.figure("reliability_figure", reliabilities, {n: labels[n] for n in names}),
+    charts.reliability_figure(reliabilities, {n: labels[n] for n in names}),
     width="stretch", key="roc_reliability_chart",
 )  # fmt: skip
 mistakes, ece = st.columns(2)
-table = analysis.mistakes_table(calibrations)
+table = mistakes_table(calibrations)
 mistakes.container(key="roc_mistakes_table").dataframe(
-    analysis.styled_mistakes(table), width="stretch", height=layout.table_height(len(table))
+    styled_mistakes(table), width="stretch", height=layout.table_height(len(table))
 )
-table = analysis.ece_table(calibrations)
+table = ece_table(calibrations)
 ece.container(key="roc_ece_table").dataframe(
     table.style.format("{:.2%}"), width="stretch", height=layout.table_height(len(table))
 )
-ece.caption(analysis.ECE_CAPTION)
+ece.caption(ECE_CAPTION)

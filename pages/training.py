@@ -4,11 +4,12 @@ import time
 
 import streamlit as st
 
-from core import artifacts, figures, jobs
+from core import artifacts, figures, jobs, live, published, seeds
 from core.models import MODEL_NAMES, display_name
 from core.text import literal
 from core.train import REPORT_BATCH_SIZE, REPORT_EPOCHS, TrainConfig
-from widgets import analysis, cached, picker
+from widgets import analysis, charts, picker
+from widgets.access import operator_ui
 
 LIVE = "training_live"  # session state: {model: jobs.LiveJob}, so each tick reads only new bytes
 ACTIVE = "training_active"  # session state: whether a training ran at the last full run
@@ -19,11 +20,12 @@ st.caption(
     "The trainer runs as its own process (`python -m core.train`): leaving this page, reloading "
     "or a second tab neither stops nor duplicates it. Defaults are the report's protocol."
 )
+may_change = operator_ui("train")  # off for visitors of an exposed dashboard
 root = artifacts.artifacts_root()
-live: dict[str, jobs.LiveJob] = st.session_state.setdefault(LIVE, {})
+followed: dict[str, jobs.LiveJob] = st.session_state.setdefault(LIVE, {})
 for model in MODEL_NAMES:
-    live.setdefault(model, jobs.LiveJob(model)).poll(root)
-active = any(job.running for job in live.values())
+    followed.setdefault(model, jobs.LiveJob(model)).poll(root)
+active = any(job.running for job in followed.values())
 if st.session_state.get(ACTIVE) and not active:
     picker.list_runs.clear()  # a training just ended: its run may be new
     analysis.seed_runs.clear()
@@ -32,8 +34,8 @@ runs = picker.selected_runs()  # no guard: this is the page that makes runs
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def replay(model: str, run_id: str, root: str) -> jobs.Curves:
-    return jobs.replay(artifacts.run_path(model, run_id, root))  # a published run never changes
+def replay(model: str, run_id: str, root: str) -> live.Curves:
+    return live.replay(artifacts.run_path(model, run_id, root))  # a published run never changes
 
 
 st.subheader("Train")
@@ -59,7 +61,12 @@ except ValueError as exc:
     st.error(f"Cannot train with these settings: {problem}.", icon=":material/error:")
 if not problem and not config.follows_report:
     st.warning("Not the report's protocol (10 epochs, batch 32, all 60,000 images): a quick run.")
-if st.button("Train", type="primary", key="train_start", disabled=problem is not None):
+if (
+    st.button(
+        "Train", type="primary", key="train_start", disabled=problem is not None or not may_change
+    )
+    and may_change  # a disabled button's click could still be forged: checked here too
+):
     try:
         (pid,) = jobs.start_training(choice, root=root, **settings)
         st.success(f"Started the trainer (pid {pid}); its curves appear below as it logs.")
@@ -71,7 +78,7 @@ if st.button("Train", type="primary", key="train_start", disabled=problem is not
 
 @st.fragment(run_every=1.5 if active else 5.0)  # idle: still notice a job another tab starts
 def live_ui() -> None:
-    jobs_now = {m: live[m].poll(root) for m in MODEL_NAMES}
+    jobs_now = {m: followed[m].poll(root) for m in MODEL_NAMES}
     if any(job.running for job in jobs_now.values()) != active:
         st.rerun()  # started or ended: refresh the run pickers and this fragment's timer
     shown = {m: job for m, job in jobs_now.items() if job.status}
@@ -81,17 +88,20 @@ def live_ui() -> None:
     for model, job in shown.items():
         text = f"**{display_name(model)}**: {jobs.status_text(job.status)}"
         if job.running:
-            p = jobs.progress(job.records, now=time.time())
-            st.progress(p.fraction, text=f"{text} · {jobs.progress_text(p)}")
+            p = live.progress(job.records, now=time.time())
+            st.progress(p.fraction, text=f"{text} · {live.progress_text(p)}")
         else:
             STATE_BOX.get(job.state, st.info)(text)
-    if active and st.button("Stop training", key="train_stop", icon=":material/stop:"):
+    stop = active and st.button(
+        "Stop training", key="train_stop", icon=":material/stop:", disabled=not may_change
+    )
+    if stop and may_change:
         st.info("Stop sent; the trainer ends cleanly and saves nothing." if jobs.stop_all(root)
                 else "Nothing to stop: the training has already ended.")  # fmt: skip
-    curves = {m: jobs.split_records(job.records) for m, job in shown.items() if job.records}
+    curves = {m: live.split_records(job.records) for m, job in shown.items() if job.records}
     if curves:
         metric = st.session_state.get("train_metric", "accuracy")
-        fig = figures.training_curves_figure(**jobs.figure_inputs(curves), metric=metric)
+        fig = figures.training_curves_figure(**live.figure_inputs(curves), metric=metric)
         st.plotly_chart(fig, width="stretch", key="train_live_chart")
 
 
@@ -104,27 +114,27 @@ collected = analysis.seed_runs(str(root))
 seeded = any(collected.values())
 bands = st.toggle(
     "All seeds of the report's protocol, mean ± std", key="train_seed_bands", disabled=not seeded,
-    help=None if analysis.has_spread(collected) else analysis.more_seeds_text(collected),
+    help=None if seeds.has_spread(collected) else seeds.more_seeds_text(collected),
 ) and seeded  # fmt: skip
 if bands:
     curves = analysis.seed_curves(collected, str(root))
-    fig = cached.figure("seed_curves_figure", curves, analysis.labels(curves), metric,
-                    analysis.references(metric))  # fmt: skip
+    fig = charts.seed_curves_figure(curves, metric=metric,
+                                    references=published.reference_lines(metric))  # fmt: skip
     st.plotly_chart(fig, width="stretch", key="train_seed_chart")
-    st.caption(analysis.curves_caption(metric))
+    st.caption(published.curves_caption(metric))
 else:
     infos = {(m, i.run_id): i for m in MODEL_NAMES for i in picker.list_runs(m, str(root)) if i.ok}
     picked = {(m, r.run_id) for m, r in runs.items() if r is not None}
     extra = st.multiselect(
         "Overlay other runs", [k for k in infos if k not in picked], key="train_overlay",
-        format_func=lambda k: f"{display_name(k[0])}: {jobs.run_label(infos[k])}",
+        format_func=lambda k: f"{display_name(k[0])}: {infos[k].label()}",
     )  # fmt: skip
     shown = {m: replay(m, rid, str(root)) for m, rid in sorted(picked)}
     shown |= {f"{display_name(m)} {rid}": replay(m, rid, str(root)) for m, rid in extra}
     if shown:
-        fig = analysis.training_curves_figure(jobs.figure_inputs(shown), metric)
+        fig = analysis.training_curves_figure(live.figure_inputs(shown), metric)
         st.plotly_chart(fig, width="stretch", key="train_replay_chart")
-        st.caption(analysis.curves_caption(metric))
+        st.caption(published.curves_caption(metric))
     else:
         st.info("No finished run yet: train one above.")
 
@@ -138,11 +148,15 @@ for column, model in zip(st.columns(len(MODEL_NAMES)), MODEL_NAMES, strict=True)
         if good:
             current = artifacts.default_run_id(model, root)
             pick = st.selectbox("Run", list(good), index=list(good).index(current),
-                                format_func=lambda rid, g=good: jobs.run_label(g[rid]),
+                                format_func=lambda rid, g=good: g[rid].label(),
                                 key=f"train_default_{model}")  # fmt: skip
-            if st.button(
-                "Make default", key=f"train_make_default_{model}", disabled=pick == current
-            ):
+            if (
+                st.button(
+                    "Make default", key=f"train_make_default_{model}",
+                    disabled=pick == current or not may_change,
+                )
+                and may_change
+            ):  # fmt: skip
                 try:
                     artifacts.set_default(model, pick, root)
                     picker.list_runs.clear()

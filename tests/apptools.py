@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 from streamlit.testing.v1 import AppTest
 
 from core import artifacts
@@ -28,11 +28,11 @@ def add_copied_run(root, model: str, source: str, run_id: str) -> None:
     """A verified run of ``model`` whose stored test predictions are ``source``'s."""
     base, other = artifacts.load_run(model, root=root), artifacts.load_run(source, root=root)
     with artifacts.RunWriter(model, run_id, root) as writer:
-        for name in (artifacts.MODEL_FILE, artifacts.HISTORY_FILE, artifacts.LIVE_LOG):
+        for name in (artifacts.MODEL_FILE, artifacts.LIVE_LOG):
             shutil.copyfile(base.path / name, writer.file(name))
-        np.savez(writer.file(artifacts.PREDICTIONS), y_true=other.y_true, y_prob=other.y_prob)
-        own = {"format", "format_version", "model", "run_id", "files"}
-        writer.commit({k: v for k, v in base.manifest.items() if k not in own})
+        writer.save_history(base.history)
+        writer.save_predictions(other.y_true, other.y_prob)
+        writer.commit(replace(base.manifest, run_id=run_id))
 
 
 def gallery_count(at: AppTest) -> int | None:

@@ -1,8 +1,9 @@
-"""Shared fixtures: real Fashion-MNIST, and one tiny trained run of every model per session."""
+"""Shared fixtures: real Fashion-MNIST, one tiny trained run of every model, a seed sweep."""
 
 from __future__ import annotations
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -12,6 +13,35 @@ from core.models import MODEL_NAMES
 
 # A few hundred images and one epoch: enough to exercise every code path in seconds.
 TINY = {"epochs": 1, "batch_size": 32, "train_limit": 512, "log_every": 4}
+
+
+FULL_DISK_FREE = 50 * 10**6  # what ``full_disk`` reports: below artifacts.MIN_FREE_BYTES
+
+
+@pytest.fixture
+def full_disk(monkeypatch, tmp_path):
+    """``shutil.disk_usage`` reports 50 MB free for paths under ``tmp_path`` (others: the truth)."""
+    import shutil
+
+    real = shutil.disk_usage
+
+    def usage(path):
+        if os.path.realpath(path).startswith(os.path.realpath(tmp_path)):
+            return real(path)._replace(free=FULL_DISK_FREE)
+        return real(path)
+
+    monkeypatch.setattr(shutil, "disk_usage", usage)
+    return tmp_path
+
+
+@pytest.fixture
+def fake_canvas(monkeypatch):
+    """The drawing pad's stand-in (bench.fakes) for AppTest runs of the pages."""
+    from bench.fakes import CANVAS_MODULE, fake_canvas
+
+    module = fake_canvas()
+    monkeypatch.setitem(sys.modules, CANVAS_MODULE, module)
+    return module
 
 
 @pytest.fixture(scope="session")
@@ -31,3 +61,12 @@ def tiny_root(tmp_path_factory, dataset):
     for name in MODEL_NAMES:
         train(TrainConfig(name, seed=0, **TINY), dataset, root)
     return root
+
+
+@pytest.fixture(scope="session")
+def seed_root(tmp_path_factory, dataset):
+    """A seed sweep (tests/seedtools.py): three report-protocol runs and one quick run of every
+    model, with seed 0 the defaults. Shared: never change it (copy it first)."""
+    from tests import seedtools
+
+    return seedtools.make_seed_root(tmp_path_factory.mktemp("seeds") / "artifacts", dataset)

@@ -17,16 +17,19 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+from sklearn import metrics as skm
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import user_key_from_element_id
 
 from core import artifacts
 from core.data import NUM_CLASSES, Dataset
+from core.manifest import DatasetRecord, Machine, Manifest, Protocol, TestMetrics, TrainMetrics
 from core.models import MODEL_NAMES, REGISTRY
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard.py")
 SEEDS = (0, 1, 2)
 EPOCHS = 10
+BINS = 15  # confidence bins of the calibration error
 MISTAKES = {"baseline": (1010, 968, 1047), "residual": (905, 880, 930)}  # per seed, of 10,000
 WRONG_CONFIDENCE = {"baseline": (0.40, 0.80), "residual": (0.93, 0.999)}
 
@@ -106,30 +109,52 @@ def add_run(
     path, params = model_file
     with artifacts.RunWriter(model, rid, root) as writer:
         shutil.copyfile(path, writer.file(artifacts.MODEL_FILE))
-        np.savez_compressed(
-            writer.file(artifacts.PREDICTIONS), y_true=y_true.astype(np.uint8), y_prob=y_prob
-        )
-        writer.file(artifacts.HISTORY_FILE).write_text(json.dumps({"epochs": epochs}))
+        writer.save_predictions(y_true, y_prob)
+        writer.save_history(epochs)
         writer.file(artifacts.LIVE_LOG).write_text("".join(json.dumps(r) + "\n" for r in live))
-        writer.commit(
-            {
-                "display_name": REGISTRY[model].display_name,
-                "params": params,
-                "protocol": {
-                    **config,
-                    "optimizer": "Adam",
-                    "learning_rate": 0.001,
-                    "train_images": 512 if quick else 60_000,
-                    "train_limit": 512 if quick else None,
-                    "follows_report": not quick,
-                },
-                "dataset": {"source": data.source, "sha256": data.sha256},
-                "seconds_per_epoch": [r["seconds"] for r in epochs],
-                "train_metrics": {k: epochs[-1][k] for k in ("loss", "accuracy")},
-                "test_metrics": test,
-            }
-        )
+        writer.commit(manifest(model, rid, seed, epochs, test, quick, params, data))
     return rid
+
+
+def manifest(
+    model: str,
+    rid: str,
+    seed: int,
+    epochs: list[dict],
+    test: dict,
+    quick: bool = False,
+    params: int = 0,
+    data: Dataset | None = None,
+) -> Manifest:
+    """The manifest the trainer would write for run ``rid``: the report's protocol, or (with
+    ``quick``) 512 images; ``epochs`` are its history records, ``test`` its test metrics."""
+    return Manifest(
+        model=model,
+        run_id=rid,
+        display_name=REGISTRY[model].display_name,
+        params=params,
+        protocol=Protocol(
+            epochs=len(epochs),
+            batch_size=32,
+            seed=seed,
+            optimizer="Adam",
+            learning_rate=0.001,
+            loss="categorical_crossentropy",
+            preprocessing="pixels / 255, one-hot labels",
+            train_images=512 if quick else 60_000,
+            train_limit=512 if quick else None,
+            follows_report=not quick,
+            test_evaluation="after every epoch, held-out monitoring only",
+        ),
+        versions={},
+        machine=Machine(platform="made by tests/seedtools.py", cpus=None),
+        dataset=DatasetRecord(source=data.source, sha256=data.sha256) if data else None,
+        started="2025-01-01T00:00:00+00:00",
+        finished="2025-01-01T00:10:00+00:00",
+        seconds_per_epoch=[r["seconds"] for r in epochs],
+        train_metrics=TrainMetrics(**{k: epochs[-1][k] for k in ("loss", "accuracy")}),
+        test_metrics=TestMetrics(**test),
+    )
 
 
 def make_seed_root(root: Path, data: Dataset) -> Path:
@@ -183,3 +208,65 @@ def stored_predictions(root: Path, model: str, rid: str) -> tuple[np.ndarray, np
     with np.load(root / model / rid / artifacts.PREDICTIONS) as npz:
         y_true, y_prob = npz["y_true"].astype(np.int64), npz["y_prob"].astype(np.float64)
     return y_true, y_prob / y_prob.sum(axis=1, keepdims=True)
+
+
+# --- what the sweep's numbers are, computed here from the stored files, without core ---------
+
+
+def expected_seed_metrics(root: Path) -> dict[str, dict[int, dict]]:
+    """Per model, per seed: accuracy, log loss, macro F1 and per-class F1 by scikit-learn."""
+    labels = list(range(NUM_CLASSES))
+    results = {}
+    for model in MODEL_NAMES:
+        results[model] = {}
+        for seed in SEEDS:
+            y_true, y_prob = stored_predictions(root, model, run_id(seed))
+            y_pred = y_prob.argmax(axis=1)
+            results[model][seed] = {
+                "accuracy": float(np.mean(y_pred == y_true)),
+                "loss": float(skm.log_loss(y_true, y_prob, labels=labels)),
+                "macro_f1": float(skm.f1_score(y_true, y_pred, average="macro", labels=labels)),
+                "class_f1": skm.f1_score(y_true, y_pred, average=None, labels=labels),
+            }
+    return results
+
+
+def binned_ece(values: np.ndarray, outcomes: np.ndarray) -> tuple[float, list, list]:
+    """ECE over equal-width bins (lo, hi] (the first closed at 0), written out bin by bin; and
+    the non-empty bins' mean value and mean outcome."""
+    ece, mean_values, mean_outcomes = 0.0, [], []
+    for b in range(BINS):
+        lo, hi = b / BINS, (b + 1) / BINS
+        inside = (values <= hi) & ((values > lo) if b else (values >= 0))
+        if inside.any():
+            gap = abs(outcomes[inside].mean() - values[inside].mean())
+            ece += inside.sum() / values.size * gap
+            mean_values.append(values[inside].mean())
+            mean_outcomes.append(outcomes[inside].mean())
+    return ece, mean_values, mean_outcomes
+
+
+def expected_calibration(root: Path, seed: int = SEEDS[0]) -> dict[str, dict]:
+    """Per model, of its report run for ``seed``: accuracy, log loss, the top-label ECE then
+    each class's, the reliability bins, and the confident (>= 90%) mistakes' shares."""
+    results = {}
+    for model in MODEL_NAMES:
+        y_true, y_prob = stored_predictions(root, model, run_id(seed))
+        confidence = y_prob.max(axis=1)
+        right = y_prob.argmax(axis=1) == y_true
+        top, mean_confidence, accuracy_per_bin = binned_ece(confidence, right.astype(float))
+        classes = [binned_ece(y_prob[:, k], (y_true == k).astype(float))[0] for k in range(10)]
+        p_true = np.clip(y_prob[np.arange(y_true.size), y_true], 1e-15, 1)
+        losses = -np.log(p_true)
+        confident = ~right & (confidence >= 0.9)
+        results[model] = {
+            "accuracy": right.mean(),
+            "loss": losses.mean(),
+            "ece": [top, *classes],
+            "bins": (mean_confidence, accuracy_per_bin),
+            "confident_share": confident.mean(),
+            "confident_of_mistakes": confident.sum() / (~right).sum(),
+            "confident_loss_share": losses[confident].sum() / losses.sum(),
+            "mistakes_loss_share": losses[~right].sum() / losses.sum(),
+        }
+    return results

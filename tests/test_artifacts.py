@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ import pytest
 from core import artifacts
 from core.artifacts import RunError, TrainingBusy
 from core.data import FILES
+from core.manifest import Manifest, Protocol
 from core.metrics import headline
 from core.models import MODEL_NAMES
 
@@ -40,17 +43,17 @@ def test_complete_run(tiny_root, model):
         [*artifacts.RUN_FILES, artifacts.MANIFEST]
     )
     m = run.manifest
-    for name, digest in m["files"].items():
+    for name, digest in m.files.items():
         assert artifacts.sha256_file(run.path / name) == digest
-    assert m["model"] == model and m["run_id"] == run.run_id == run.path.name
-    assert m["protocol"]["epochs"] == 1 and m["protocol"]["batch_size"] == 32
-    assert m["protocol"]["seed"] == 0 and m["protocol"]["optimizer"] == "Adam"
-    assert m["protocol"]["train_images"] == 512 and m["protocol"]["follows_report"] is False
-    assert {"tensorflow", "keras", "numpy", "python"} <= set(m["versions"])
-    assert m["dataset"]["sha256"] == FILES
-    assert m["started"] <= m["finished"] and len(m["seconds_per_epoch"]) == 1
-    assert m["test_metrics"] == headline(run.y_true, run.y_prob)
-    assert m["params"] == artifacts.get_spec(model).params
+    assert m.model == model and m.run_id == run.run_id == run.path.name
+    assert m.protocol.epochs == 1 and m.protocol.batch_size == 32
+    assert m.protocol.seed == 0 and m.protocol.optimizer == "Adam"
+    assert m.protocol.train_images == 512 and m.protocol.follows_report is False
+    assert {"tensorflow", "keras", "numpy", "python"} <= set(m.versions)
+    assert m.dataset.sha256 == FILES
+    assert m.started <= m.finished and len(m.seconds_per_epoch) == 1
+    assert asdict(m.test_metrics) == headline(run.y_true, run.y_prob)
+    assert m.params == artifacts.get_spec(model).params
     assert run.history[0]["epoch"] == 1 and "test_accuracy" in run.history[0]
     assert run.y_prob.shape == (10_000, 10)
 
@@ -134,6 +137,129 @@ def test_manifest_copied_from_another_run_is_rejected(root):
     assert "folder is '20990101-000000-seed0-ffff'" in only_run(root, "baseline").problem
 
 
+def edit_manifest(path, change) -> None:
+    """Rewrite the run's manifest.json as raw JSON, changed by ``change(dict)``."""
+    manifest = json.loads((path / artifacts.MANIFEST).read_text())
+    change(manifest)
+    (path / artifacts.MANIFEST).write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        (lambda m: m.pop("protocol"), "manifest.json lacks 'protocol'"),
+        (lambda m: m.pop("test_metrics"), "manifest.json lacks 'test_metrics'"),
+        (lambda m: m.pop("files"), "manifest.json lacks 'files'"),
+        (lambda m: m["protocol"].pop("seed"), "manifest.json lacks 'protocol.seed'"),
+        (lambda m: m["protocol"].update(seed="0"), "'protocol.seed' should be int, not '0'"),
+        (lambda m: m["protocol"].update(seed=True), "'protocol.seed' should be int, not True"),
+        (lambda m: m.update(protocol=[1]), "'protocol' is not an object"),
+        (lambda m: m["test_metrics"].update(accuracy=None), "'test_metrics.accuracy' should be"),
+        (lambda m: m.update(files=["model.keras"]), "'files' should be dict[str, str]"),
+        (lambda m: m["seconds_per_epoch"].append("x"), "'seconds_per_epoch[1]' should be float"),
+        (lambda m: m.update(dataset={"source": "x"}), "manifest.json lacks 'dataset.sha256'"),
+    ],
+)
+def test_a_missing_or_ill_typed_manifest_field_is_named(root, change, reason):
+    info = only_run(root, "baseline")
+    edit_manifest(info.path, change)
+    listed = only_run(root, "baseline")
+    assert not listed.ok and reason in listed.problem and listed.manifest is None
+    with pytest.raises(RunError, match=re.escape(reason)):
+        artifacts.load_run("baseline", info.run_id, root)
+
+
+def test_fields_older_runs_lack_may_be_missing(root):
+    """Runs trained before the compute settings (and before the data set was recorded) load."""
+    info = only_run(root, "baseline")
+    edit_manifest(info.path, lambda m: (m.pop("compute"), m.pop("dataset")))
+    run = artifacts.load_run("baseline", info.run_id, root)
+    assert run.manifest.compute is None and run.manifest.dataset is None
+    assert "compute" not in run.manifest.to_dict() and artifacts.check_dataset(run) == []
+
+
+def test_manifest_is_written_as_it_is_read(tiny_root):
+    run = artifacts.load_run("residual", root=tiny_root)
+    text = (run.path / artifacts.MANIFEST).read_text()
+    assert json.dumps(run.manifest.to_dict(), indent=2) == text
+    assert Manifest.from_dict(json.loads(text)) == run.manifest
+    assert run.manifest.model_sha256 == run.manifest.files[artifacts.MODEL_FILE]
+    assert isinstance(run.manifest.protocol, Protocol)
+    assert run.manifest.compute.steps_per_execution >= 1
+
+
+def test_a_manifest_of_another_run_is_not_committed(root):
+    source = artifacts.load_run("baseline", root=root)
+    with artifacts.RunWriter("baseline", "r-other", root) as writer:
+        for name in artifacts.RUN_FILES:
+            shutil.copy(source.path / name, writer.file(name))
+        with pytest.raises(ValueError, match="a manifest of baseline/"):
+            writer.commit(source.manifest)
+    assert [info.run_id for info in artifacts.list_runs("baseline", root)] == [source.run_id]
+
+
+def test_run_labels_compact_for_the_sidebar_detailed_for_training(root):
+    info = only_run(root, "baseline")
+    rid, acc = info.run_id, f"{info.manifest.test_metrics.accuracy:.4f}"
+    assert info.label(compact=True) == (
+        f"{rid[:8]} {rid[9:15]} · seed 0 · acc {acc} · quick: 1 ep, 512 img · default"
+    )
+    assert info.label() == f"{rid} · acc {acc} · quick: 1 ep, batch 32, 512 img · default"
+    full = replace(
+        info,
+        is_default=False,
+        manifest=replace(
+            info.manifest,
+            protocol=replace(info.manifest.protocol, follows_report=True, train_images=60_000),
+        ),
+    )
+    assert full.label(compact=True) == f"{rid[:8]} {rid[9:15]} · seed 0 · acc {acc}"
+    assert full.label() == f"{rid} · acc {acc}"
+    quick = replace(full, manifest=replace(full.manifest, protocol=replace(
+        full.manifest.protocol, follows_report=False, train_images=12_000
+    )))  # fmt: skip
+    assert quick.label().endswith("quick: 1 ep, batch 32, 12,000 img")
+    assert quick.label(compact=True).endswith("quick: 1 ep, 12000 img")
+    truncate_model(info.path)
+    damaged = only_run(root, "baseline")
+    assert damaged.label() == f"{rid} (damaged: {damaged.problem})"
+
+
+def test_atomic_writes_leave_the_old_file_or_the_new_one(tmp_path, monkeypatch):
+    path = tmp_path / "pointer"
+    artifacts.write_atomic(path, "old\n")
+    artifacts.write_atomic(path, b"new\n")
+    assert path.read_bytes() == b"new\n"
+    monkeypatch.setattr(artifacts.os, "replace", lambda *a: (_ for _ in ()).throw(OSError(28)))
+    with pytest.raises(OSError):
+        artifacts.write_atomic(path, "lost")
+    assert path.read_text() == "new\n" and os.listdir(tmp_path) == ["pointer"]
+
+
+def test_check_writable_names_the_folder(tmp_path):
+    assert artifacts.check_writable(tmp_path / "new" / "artifacts") is None
+    (tmp_path / "file").write_text("")
+    problem = artifacts.check_writable(tmp_path / "file" / "artifacts")
+    assert problem.startswith(f"cannot write to the artifacts folder {tmp_path / 'file'}")
+
+
+def test_check_free_space_names_the_folder_what_is_free_and_what_is_needed(full_disk):
+    folder = full_disk / "new" / "artifacts"
+    problem = artifacts.check_free_space(folder)
+    assert problem == (
+        f"only 50 MB free on the disk of the artifacts folder {folder}; training needs at "
+        "least 200 MB. Free some space there"
+    )
+    assert not (full_disk / "new").exists()  # measured on the nearest existing parent
+    assert artifacts.check_free_space(folder, needed=50 * 10**6) is None
+
+
+def test_check_free_space_passes_where_there_is_room(tmp_path):
+    assert artifacts.check_free_space(tmp_path / "new", needed=1) is None
+    problem = artifacts.check_free_space(tmp_path, needed=10**18)
+    assert problem.endswith("training needs at least 1,000,000,000,000 MB. Free some space there")
+
+
 @pytest.mark.parametrize(
     "run_id", ["..", "../residual", "/etc", ".tmp-x", "a/b", "", "x" * 200, "..hidden", "a\x00b"]
 )
@@ -195,25 +321,15 @@ def test_lock_excludes_a_second_trainer_and_dies_with_its_holder(tmp_path):
         assert artifacts.is_training("baseline", tmp_path)
 
 
-def test_live_log_reader_waits_for_whole_lines(tmp_path):
-    log = tmp_path / "live.jsonl"
-    log.write_text('{"a": 1}\n{"b": 2}\n{"c": ')
-    records, offset = artifacts.read_live_log(log)
-    assert records == [{"a": 1}, {"b": 2}]
-    with open(log, "a") as f:
-        f.write("3}\n")
-    records, offset = artifacts.read_live_log(log, offset)
-    assert records == [{"c": 3}] and offset == log.stat().st_size
-
-
 # ----------------------------------------------------------------------------------------------
 # A trainer killed (SIGKILL: no clean-up runs) at any point of publishing a run
 
 
 PUBLISH = """
-import json, os, shutil, signal, sys
+import dataclasses, json, os, shutil, signal, sys
 from pathlib import Path
 from core import artifacts
+from core.manifest import Manifest, Protocol
 
 root, source, point = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 run_id = "20990101-000000-seed0-kill"
@@ -236,9 +352,7 @@ def half_then_die(obj, f, **kwargs):
     die()
 
 
-manifest = json.loads((source / artifacts.MANIFEST).read_text())
-for key in ("format", "format_version", "model", "run_id", "files"):
-    del manifest[key]
+manifest = dataclasses.replace(artifacts.read_manifest(source), run_id=run_id)
 with artifacts.RunWriter("baseline", run_id, root) as writer:
     for i, name in enumerate(artifacts.RUN_FILES):
         if point == "files" and i == 2:
@@ -292,12 +406,11 @@ def test_killed_while_publishing_loses_nothing(root, point):
 def test_a_run_renamed_into_place_counts_as_published(root, monkeypatch):
     """If making the rename durable fails afterwards, the run is whole: it is kept, not lost."""
     source = artifacts.load_run("baseline", root=root)
-    manifest = {k: v for k, v in source.manifest.items() if k not in ("format", "files")}
     monkeypatch.setattr(artifacts.os, "open", lambda *a, **k: (_ for _ in ()).throw(OSError(5)))
     with artifacts.RunWriter("baseline", "r-fsync", root) as writer:
         for name in artifacts.RUN_FILES:
             shutil.copy(source.path / name, writer.file(name))
-        path = writer.commit({**manifest, "run_id": "r-fsync"})
+        path = writer.commit(replace(source.manifest, run_id="r-fsync"))
     monkeypatch.undo()
     assert path.is_dir() and artifacts.load_run("baseline", "r-fsync", root).run_id == "r-fsync"
 
@@ -349,12 +462,10 @@ def test_a_data_set_file_altered_since_training_is_named(tiny_root, dataset_copy
 
 
 def test_data_set_check_without_a_record_or_without_files(tiny_root, monkeypatch, tmp_path):
-    from dataclasses import replace
-
     from core import data
 
     run = artifacts.load_run("baseline", root=tiny_root)
-    old = replace(run, manifest={k: v for k, v in run.manifest.items() if k != "dataset"})
+    old = replace(run, manifest=replace(run.manifest, dataset=None))
     assert artifacts.check_dataset(old) == []
     monkeypatch.setattr(data, "candidate_dirs", lambda: [("nowhere", tmp_path / "none")])
     assert artifacts.check_dataset(run) == []

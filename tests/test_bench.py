@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from bench import flops, machine, report
+from bench import flops, machine, results
 from bench.common import percentile
-from core import artifacts
+from core import artifacts, live
 from core.models import MODEL_NAMES
 from core.predict import load_predictor
 from core.train import TrainConfig, steps_per_execution, train
@@ -104,7 +104,7 @@ def test_report_renders_every_part_and_the_targets():
         "interactive": _entry(interactive),
         "dashboard": _entry(dashboard),
     }
-    text = report.render(json.loads(json.dumps(saved)), machine.describe())
+    text = results.render(json.loads(json.dumps(saved)), machine.describe())
     for heading in ("## 1. Training", "## 2. Evaluation", "## 3. Interactive", "## 4. Dashboard",
                     "## Targets", "python -m bench"):  # fmt: skip
         assert heading in text
@@ -119,9 +119,8 @@ def test_live_log_steps_keep_their_spacing_with_steps_per_execution(tmp_path, da
     path = train(
         TrainConfig("baseline", **{**TINY, "log_every": 5, "epochs": 2}), dataset, tmp_path
     )
-    records, _ = artifacts.read_live_log(path / artifacts.LIVE_LOG)
+    records, _ = live.read_log(path / artifacts.LIVE_LOG)
     steps = [r["step"] for r in records if r["type"] == "step"]
     assert steps == [5, 10, 15, 16, 21, 26, 31, 32]
     assert all(r["images_per_s"] > 0 for r in records if r["type"] == "step")
-    manifest = json.loads((path / artifacts.MANIFEST).read_text())
-    assert manifest["compute"]["steps_per_execution"] == 5
+    assert artifacts.read_manifest(path).compute.steps_per_execution == 5

@@ -21,17 +21,13 @@ import io
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bench.server import CHROMIUM_ARGS, VIEWPORT, Server
 from core import artifacts
 from core.data import CLASS_NAMES
 from core.models import MODEL_NAMES, REGISTRY
@@ -41,16 +37,6 @@ pytestmark = pytest.mark.browser
 PROJECT = Path(__file__).resolve().parent.parent
 DOCS = PROJECT / "docs"
 UPDATE_SCREENSHOTS = os.environ.get("UPDATE_SCREENSHOTS") == "1"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-VIEWPORT = {"width": 1400, "height": 1000}
 RUN_S = 120  # one Streamlit script run, at most (a loaded 2-core machine, cold caches)
 TRAIN_S = 300  # start to published run of the quick training below
 NAMES = {model: REGISTRY[model].display_name for model in MODEL_NAMES}
@@ -68,6 +54,8 @@ PAGES = {
                                  '[class*="st-key-confusion_chart_residual_"] .heatmaplayer image']),
     "roc": ("/roc", [".st-key-roc_full .scatterlayer path.js-line",
                      ".st-key-roc_zoom .scatterlayer path.js-line",
+                     ".st-key-roc_pr .scatterlayer path.js-line",
+                     ".st-key-roc_coverage_chart .scatterlayer path.js-line",
                      ".st-key-roc_reliability_chart .scatterlayer path.js-line"]),
     "compare": ("/compare", [".st-key-compare_f1 .barlayer .trace.bars path",
                              '[class*="st-key-agreement_chart_"] .heatmaplayer image']),
@@ -102,55 +90,20 @@ def browser_root(tmp_path_factory, request) -> Path:
     return root
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-            return response.read().decode().strip() == "ok"
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def app_url(browser_root, tmp_path_factory):
     """`streamlit run dashboard.py` on a free port, reading ``browser_root``; its base URL."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
-    env = {**os.environ, artifacts.ENV_VAR: str(browser_root), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    argv = [sys.executable, "-m", "streamlit", "run", "dashboard.py",
-            "--server.port", str(port), "--server.address", "127.0.0.1",
-            "--server.headless", "true", "--browser.gatherUsageStats", "false"]  # fmt: skip
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(
-            argv, cwd=PROJECT, env=env, stdin=subprocess.DEVNULL, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True,  # a group of its own to end
-        )  # fmt: skip
+    server = Server("dashboard.py", browser_root, tmp_path_factory.mktemp("streamlit"),
+                    env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})  # fmt: skip
     try:
-        deadline = time.monotonic() + 90
-        while not _healthy(url):
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.25)
-        yield url
+        server.wait_healthy(timeout=90)
+        yield server.url
     finally:
         from core import jobs
 
         for model in MODEL_NAMES:  # a trainer the page started has a session of its own
             jobs.stop_training(model, browser_root)
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(server.pid, sig)  # its own group: the server and anything it spawned
-            try:
-                server.wait(timeout=15)
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        server.stop()
 
 
 def _chromium_path() -> str | None:
@@ -275,6 +228,27 @@ def test_page_draws_its_charts(tab, app_url, shots_dir, name):
     assert_no_exception(tab)
     shot = save_screenshot(tab, name, shots_dir)
     assert shot.stat().st_size > 10_000
+
+
+def test_deep_link_on_a_fresh_server_goes_through_the_router(tab, browser_root, tmp_path):
+    """A fresh server's first request is a deep link: Streamlit's legacy ``pages/`` mode would run
+    the page alone (file-name menu, no page config); widgets.nav.route_deep_link must hand it to
+    the router. This fails when a Streamlit upgrade changes how that mode ends."""
+    server = Server("dashboard.py", browser_root, tmp_path,
+                    env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})  # fmt: skip
+    try:
+        server.wait_healthy(timeout=90)
+        open_page(tab, server.url, "/roc")
+        assert tab.locator('[data-testid="stMain"] h1').first.inner_text().startswith("ROC")
+        menu = tab.locator('[data-testid="stSidebarNav"]')
+        menu.wait_for()
+        titles = menu.inner_text()
+        assert "ROC & calibration" in titles and "Map of the test set" in titles, titles
+        assert "dashboard" not in titles.lower(), titles  # the legacy menu lists the router file
+        assert tab.title() == "ROC & calibration", tab.title()
+        assert_no_exception(tab)
+    finally:
+        server.stop()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -498,7 +472,7 @@ def test_training_from_the_page(tab, app_url, browser_root):
 
     after = {i.run_id: i for i in artifacts.list_runs(BASELINE, browser_root)}
     assert set(after) - before == {run_id}
-    assert not after[run_id].manifest["protocol"]["follows_report"]
+    assert not after[run_id].manifest.protocol.follows_report
     # The page refreshes the pickers when the job ends; the new run is one of the choices.
     label = run_id[:15].replace("-", " ", 1)
     deadline = time.monotonic() + 30
@@ -534,21 +508,19 @@ def other_baseline_run(browser_root, request) -> artifacts.RunInfo:
 def test_run_picker_changes_overview(tab, app_url, browser_root, other_baseline_run):
     default = default_run(BASELINE, browser_root)
     other = other_baseline_run
-    assert (
-        other.manifest["test_metrics"]["accuracy"] != default.manifest["test_metrics"]["accuracy"]
-    )
+    assert other.manifest.test_metrics.accuracy != default.manifest.test_metrics.accuracy
     open_page(tab, app_url, "/")
     accuracy = (
         tab.locator('[data-testid="stMetric"]')
         .filter(has=tab.locator('[data-testid="stMetricLabel"]', has_text="Test accuracy"))
         .first.locator('[data-testid="stMetricValue"]')
     )  # the first column is the baseline's
-    assert accuracy.inner_text() == f"{default.manifest['test_metrics']['accuracy']:.4f}"
+    assert accuracy.inner_text() == f"{default.manifest.test_metrics.accuracy:.4f}"
 
     label = other.run_id[:15].replace("-", " ", 1)
     tab.locator(f".st-key-picker_{BASELINE} [role='combobox']").click()
     tab.get_by_role("option").filter(has_text=label).click()
-    want = f"{other.manifest['test_metrics']['accuracy']:.4f}"
+    want = f"{other.manifest.test_metrics.accuracy:.4f}"
     tab.locator('[data-testid="stMetricValue"]').filter(has_text=want).first.wait_for()
     settle(tab)
     assert accuracy.inner_text() == want
@@ -556,7 +528,7 @@ def test_run_picker_changes_overview(tab, app_url, browser_root, other_baseline_
 
 
 # ----------------------------------------------------------------------------------------------
-# 7. Why a prediction: Grad-CAM in the gallery, one image inspected; the map; the HTML report
+# 7. Why a prediction: Grad-CAM in the gallery, one image inspected; the map; the HTML export
 
 
 def _open_inspect_list(page):
@@ -609,10 +581,10 @@ def test_map_click_on_a_point_inspects_it(tab, app_url):
     assert_no_exception(tab)
 
 
-def test_report_downloads_as_one_self_contained_html(tab, app_url):
+def test_comparison_downloads_as_one_self_contained_html(tab, app_url):
     open_page(tab, app_url, "/compare")
     with tab.expect_download() as download:
-        tab.locator(".st-key-compare_report_download button").first.click()
+        tab.locator(".st-key-compare_export_download button").first.click()
     html = Path(download.value.path()).read_text(encoding="utf-8")
     assert html.lstrip().lower().startswith("<!doctype html>")
     assert html.count("plotly.js") >= 1 and '<script src="http' not in html
@@ -636,10 +608,7 @@ def test_nearest_training_images_of_an_inspected_image(tab, app_url, browser_roo
         features = keras.Model(trained.inputs, trained.layers[-2].output).predict(
             data.x_train[..., None] / 255, batch_size=1000, verbose=0
         )  # (60000, d): what feeds the output layer
-        written = neighbours._write_cache(
-            neighbours.features_path(run), features.astype(np.float32),
-            run.manifest["files"][artifacts.MODEL_FILE], neighbours.data_key(data.x_train),
-        )  # fmt: skip
+        written = neighbours.save_train_features(run, data.x_train, features.astype(np.float32))
         assert written
     open_page(tab, app_url, "/confusion")
     option = _open_inspect_list(tab)

@@ -1,4 +1,5 @@
-"""core.calibration: reliability bins, ECE, class-wise ECE and confident mistakes, by hand."""
+"""core.calibration: reliability bins, ECE, class-wise ECE and confident mistakes, by hand; and
+the tables of two models, on the seed sweep of tests/seedtools.py."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from core import calibration
+from core import artifacts, calibration
 from core.data import NUM_CLASSES
+from core.models import MODEL_NAMES, REGISTRY
+from tests import seedtools
+from tests.seedtools import run_id
 
 LABELS = list(range(NUM_CLASSES))
 
@@ -216,3 +220,61 @@ def test_calibration_text_explains_higher_accuracy_with_higher_loss():
     assert "outweigh" not in same
     with pytest.raises(ValueError, match="two models"):
         calibration.calibration_text({"baseline": a})
+
+
+# --- tables, one column per model: the seed-0 runs of the seed sweep ---------------------------
+
+NAMES = {model: REGISTRY[model].display_name for model in MODEL_NAMES}
+MISTAKE_ROWS = {
+    "Test accuracy": "accuracy",
+    "Test loss (mean log loss)": "loss",
+    "Confident mistakes (≥ 90%): share of test images": "confident_share",
+    "Confident mistakes (≥ 90%): share of all mistakes": "confident_of_mistakes",
+    "Confident mistakes (≥ 90%): share of the total log loss": "confident_loss_share",
+    "All mistakes: share of the total log loss": "mistakes_loss_share",
+}
+
+
+@pytest.fixture(scope="module")
+def expected(seed_root) -> dict[str, dict]:
+    return seedtools.expected_calibration(seed_root, seed=0)
+
+
+@pytest.fixture(scope="module")
+def results(seed_root) -> dict[str, calibration.Calibration]:
+    runs = {m: artifacts.load_run(m, run_id(0), root=seed_root) for m in MODEL_NAMES}
+    return {m: calibration.calibrate(r.y_true, r.y_prob) for m, r in runs.items()}
+
+
+def test_ece_table_matches_an_independent_computation(results, expected):
+    table = calibration.ece_table(results)
+    assert list(table.columns) == [NAMES[m] for m in MODEL_NAMES]
+    assert table.index[0] == "All classes (top label)" and len(table) == 11
+    assert (
+        table.index[0] == calibration.TOP_LABEL and table.index.name == "expected calibration error"
+    )
+    for model in MODEL_NAMES:
+        np.testing.assert_allclose(table[NAMES[model]], expected[model]["ece"], atol=1e-9)
+
+
+def test_confident_mistakes_and_their_share_of_the_loss(results, expected):
+    table = calibration.mistakes_table(results)
+    assert list(table.index) == list(MISTAKE_ROWS) and table.index.name == "test set"
+    for model in MODEL_NAMES:
+        for row, key in MISTAKE_ROWS.items():
+            assert table.loc[row, NAMES[model]] == pytest.approx(expected[model][key], abs=1e-9)
+    # Built so: every residual mistake is confident, no baseline mistake is.
+    assert table.loc["Confident mistakes (≥ 90%): share of all mistakes"].tolist() == [0.0, 1.0]
+
+
+def test_styled_mistakes_shows_shares_as_percentages_and_the_loss_to_four_decimals(results):
+    table = calibration.mistakes_table(results)
+    shown = calibration.styled_mistakes(table).to_html()
+    for model in MODEL_NAMES:
+        column = table[NAMES[model]]
+        assert f">{column['Test accuracy']:.2%}<" in shown
+        assert f">{column['Test loss (mean log loss)']:.4f}<" in shown
+        share = column["All mistakes: share of the total log loss"]
+        assert f">{share:.2%}<" in shown
+    empty = calibration.mistakes_table({})
+    assert list(empty.index) == list(MISTAKE_ROWS) and empty.empty  # threshold by default: 90%

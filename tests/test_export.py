@@ -1,8 +1,9 @@
-"""core.export: the self-contained HTML report, parsed back and checked piece by piece."""
+"""core.export: the self-contained HTML export, parsed back and checked piece by piece."""
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from html.parser import HTMLParser
 
 import numpy as np
@@ -11,10 +12,9 @@ import plotly.graph_objects as go
 import pytest
 from scipy import stats
 
-from core import artifacts, export
-from core.figures import model_label
+from core import artifacts, calibration, export, power, seeds
 from core.metrics import evaluate
-from core.models import MODEL_NAMES
+from core.models import MODEL_NAMES, model_label
 
 HOSTILE = "<script>alert(1)</script>"
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source"}
@@ -110,9 +110,9 @@ def runs(tiny_root) -> dict[str, artifacts.Run]:
 
 
 @pytest.fixture(scope="module")
-def report(runs):
+def document(runs):
     sections = export.comparison_sections(runs)
-    text = export.report_html("Fashion-MNIST comparison", sections, export.report_meta(runs))
+    text = export.html_document("Fashion-MNIST comparison", sections, export.export_meta(runs))
     return sections, text, Page(text)
 
 
@@ -120,8 +120,8 @@ def report(runs):
 # The general builder
 
 
-def test_report_is_one_valid_offline_document(report):
-    sections, text, page = report
+def test_export_is_one_valid_offline_document(document):
+    sections, text, page = document
     assert text.startswith("<!DOCTYPE html>") and page.doctype == "DOCTYPE html"
     assert not page.errors
     assert len(page.ids) == len(set(page.ids))  # anchors are unique
@@ -136,8 +136,8 @@ def test_report_is_one_valid_offline_document(report):
     assert "plotly.js v" in "".join(page.scripts[: first_plot + 1])
 
 
-def test_every_section_is_in_the_contents_with_its_tables(report):
-    sections, _, page = report
+def test_every_section_is_in_the_contents_with_its_tables(document):
+    sections, _, page = document
     titles = [s.title for s in sections]
     assert titles == [
         export.RUNS_TITLE,
@@ -163,8 +163,8 @@ def test_every_section_is_in_the_contents_with_its_tables(report):
         assert all(len(row) == levels + len(frame.columns) for row in body)
 
 
-def test_header_names_the_runs_and_versions(report, runs):
-    _, _, page = report
+def test_header_names_the_runs_and_versions(document, runs):
+    _, _, page = document
     text = " ".join(page.text)
     for name, run in runs.items():
         assert f"{model_label(name)}: {run.model}/{run.run_id}" in text
@@ -173,8 +173,8 @@ def test_header_names_the_runs_and_versions(report, runs):
     assert "Generated" in text and page.title == "Fashion-MNIST comparison"
 
 
-def test_metric_numbers_match_an_independent_computation(report, runs):
-    sections, _, page = report
+def test_metric_numbers_match_an_independent_computation(document, runs):
+    sections, _, page = document
     tables = [t for s in sections for t in s.tables]
     position = next(i for i, t in enumerate(tables) if t is sections[1].tables[0])
     rows = {row[0]: row[1:] for row in page.bodies[position]}
@@ -208,8 +208,8 @@ def test_hostile_text_is_shown_never_run(runs):
             [go.Figure(go.Bar(x=[HOSTILE], y=[1]), layout={"title": {"text": HOSTILE}})],
         )
     )
-    meta = export.report_meta(hostile_runs, names) | {HOSTILE: HOSTILE}
-    text = export.report_html(HOSTILE, sections, meta)
+    meta = export.export_meta(hostile_runs, names) | {HOSTILE: HOSTILE}
+    text = export.html_document(HOSTILE, sections, meta)
     page = Page(text)
     assert "<script>alert" not in text and "<img src=x" not in text
     assert not page.errors
@@ -229,7 +229,7 @@ def test_hostile_text_is_shown_never_run(runs):
 def test_a_key_that_is_not_a_model_name_reaches_figures_only_as_escaped_json(runs):
     key = "<img src=x onerror=alert(3)>"
     sections = export.comparison_sections({key: runs["baseline"], "residual": runs["residual"]})
-    text = export.report_html("t", sections, {})
+    text = export.html_document("t", sections, {})
     assert "<img src=x" not in text and "\\u003cimg src=x onerror=alert(3)\\u003e" in text
     assert not Page(text).errors
 
@@ -237,7 +237,7 @@ def test_a_key_that_is_not_a_model_name_reaches_figures_only_as_escaped_json(run
 def test_general_sections_without_figures_carry_no_plotly():
     table = pd.DataFrame({"x": [1.5, float("nan")]}, index=["a", "b"])
     sections = [export.Section("One", ["first", "second"], [table]), export.Section("Two")]
-    text = export.report_html("Plain", sections, {"generated": "2026-01-01", "note": ["p", "q"]})
+    text = export.html_document("Plain", sections, {"generated": "2026-01-01", "note": ["p", "q"]})
     page = Page(text)
     assert page.h2 == ["Contents", "One", "Two"] and plotly_bundles(page) == 0
     assert page.tables == [[["", "x"], ["a", "1.5000"], ["b", "n/a"]]]
@@ -249,7 +249,7 @@ def test_general_sections_without_figures_carry_no_plotly():
 def test_a_second_figure_section_does_not_inline_plotly_again():
     figures = [go.Figure(go.Scatter(x=[1, 2], y=[3, 4])) for _ in range(3)]
     sections = [export.Section("A", figures=figures[:2]), export.Section("B", figures=figures[2:])]
-    page = Page(export.report_html("Figures", sections, {}))
+    page = Page(export.html_document("Figures", sections, {}))
     assert plotly_bundles(page) == 1 and new_plots(page) == 3
 
 
@@ -263,9 +263,40 @@ def test_single_run_and_mismatched_runs(runs):
         export.comparison_sections({})
 
 
-def test_comparison_report_in_one_call(runs):
-    text = export.comparison_report(runs)
+# ----------------------------------------------------------------------------------------------
+# The dashboard's export: the comparison, calibration and the seeds
+
+
+def test_export_html_in_one_call(runs, tiny_root):
+    text = export.export_html(runs, tiny_root)
     page = Page(text)
-    assert page.title == "Fashion-MNIST: model comparison" and plotly_bundles(page) == 1
+    assert page.title == "Fashion-MNIST: baseline vs residual CNN" and plotly_bundles(page) == 1
     ev = evaluate(runs["residual"].y_true, runs["residual"].y_prob)
     assert f"{ev.accuracy:.4f}" in "".join(page.text)
+    # The tiny runs follow no report protocol: the seeds section says how to get some.
+    assert page.h2[-2:] == [export.CALIBRATION_TITLE, export.SEEDS_TITLE]
+    assert seeds.more_seeds_text(seeds.collect(tiny_root)) in page.text
+
+
+def test_export_holds_every_section_and_opens_offline(seed_root):
+    """Runs with three seeds per model: one file that holds every section, the chosen runs'
+    numbers and the paired-by-seed verdict, and opens offline."""
+    runs = {m: artifacts.load_run(m, root=seed_root) for m in MODEL_NAMES}
+    html = export.export_html(runs, seed_root)
+    page = Page(html)
+    for title in ("Test metrics", "Is the difference real?", "Confusion", "Calibration", "Seeds"):
+        assert any(title in h for h in page.h2), (title, page.h2)
+    assert not [v for _, _, v in page.links if re.match(r"(https?:)?//", v)]  # nothing fetched
+    assert [link for link in page.links if link[1] == "src"] == []  # every script is inline
+    assert html.count("Plotly.newPlot") >= 4 and len(page.scripts) >= 4
+    # The numbers are the runs': the calibration error of each model, and the seeds' verdict.
+    for run in runs.values():
+        ece = calibration.reliability(run.y_true, run.y_prob).ece
+        assert f"{ece:.4f}" in html
+    collected = seeds.collect(seed_root)
+    summaries = {m: seeds.summarize(seeds.load_seed_runs(i)) for m, i in collected.items()}
+    result = seeds.paired(summaries["baseline"], summaries["residual"])
+    assert seeds.paired_verdict_text(result, ("Baseline CNN", "Residual CNN")) in html
+    assert html.count(power.seed_power_text(summaries)) == 1  # in the Seeds section only
+    # The calibration text names the models as the page does.
+    assert "Residual CNN is more accurate than Baseline CNN" in html

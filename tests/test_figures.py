@@ -14,9 +14,9 @@ import plotly.graph_objects as go
 import pytest
 from PIL import Image
 
-from core import figures, metrics
+from core import figures, metrics, roc
 from core.data import CLASS_NAMES, NUM_CLASSES
-from core.models import MODEL_NAMES
+from core.models import MODEL_NAMES, model_color, model_label
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 500
@@ -66,22 +66,12 @@ def model_traces(fig: go.Figure) -> list:
 # --- colours ----------------------------------------------------------------------------------
 
 
-def test_model_colors_are_distinct_and_stable():
-    colors = [figures.model_color(name) for name in MODEL_NAMES]
-    assert len(set(colors)) == len(colors)
-    assert figures.model_color("baseline") == figures.MODEL_COLORS["baseline"]
-    assert figures.model_color("Residual CNN") == figures.MODEL_COLORS["residual"]
-    assert figures.model_color("some_new_model") == figures.model_color("some_new_model")
-    assert figures.model_label("residual") == "Residual CNN"
-    assert figures.model_label("unregistered") == "unregistered"
-
-
 def test_each_model_keeps_its_colour_in_every_figure(evaluations, probs):
     histories = {name: [{"epoch": 1, "loss": 0.5, "accuracy": 0.8}] for name in evaluations}
     built = [
         figures.roc_figure({n: ev.roc[3] for n, ev in evaluations.items()}, CLASS_NAMES[3]),
         figures.roc_grid_figure(evaluations),
-        figures.f1_bars_figure({n: ev.report for n, ev in evaluations.items()}),
+        figures.f1_bars_figure({n: ev.per_class for n, ev in evaluations.items()}),
         figures.training_curves_figure(histories),
         figures.probability_figure({n: p[0] for n, p in probs.items()}),
     ]
@@ -89,7 +79,7 @@ def test_each_model_keeps_its_colour_in_every_figure(evaluations, probs):
         traces = model_traces(fig)
         assert {t.legendgroup for t in traces} == set(evaluations)
         for trace in traces:
-            assert trace_color(trace) == figures.model_color(trace.legendgroup)
+            assert trace_color(trace) == model_color(trace.legendgroup)
 
 
 # --- confusion --------------------------------------------------------------------------------
@@ -216,7 +206,7 @@ def test_roc_figure(evaluations, zoom):
     assert list(chance.x) == [0, 1] and list(chance.y) == [0, 1]
     for name, curve in curves.items():
         (trace,) = [t for t in fig.data if t.legendgroup == name]
-        assert trace.name == f"{figures.model_label(name)} (AUC {curve.auc:.3f})"
+        assert trace.name == f"{model_label(name)} (AUC {curve.auc:.3f})"
         np.testing.assert_array_equal(trace.x, curve.fpr)
         np.testing.assert_array_equal(trace.y, curve.tpr)
     assert CLASS_NAMES[k] in fig.layout.title.text
@@ -229,7 +219,7 @@ def test_roc_figure(evaluations, zoom):
 
 
 def test_roc_figure_names_a_missing_auc():
-    curve = metrics.RocCurve(np.array([0.0, 1.0]), np.array([0.0, 1.0]), np.ones(2), float("nan"))
+    curve = roc.RocCurve(np.array([0.0, 1.0]), np.array([0.0, 1.0]), np.ones(2), float("nan"))
     fig = figures.roc_figure({"baseline": curve}, "Bag")
     assert "AUC n/a" in fig.data[1].name
 
@@ -244,7 +234,7 @@ def test_roc_grid(evaluations):
     for k, class_name in enumerate(CLASS_NAMES):
         (title,) = [t for t in titles if t.startswith(class_name + "<br>")]
         for name, ev in evaluations.items():
-            color = figures.model_color(name)
+            color = model_color(name)
             assert f"<span style='color:{color}'>{ev.roc[k].auc:.3f}</span>" in title
     for name, ev in evaluations.items():
         traces = [t for t in fig.data if t.legendgroup == name]
@@ -255,14 +245,14 @@ def test_roc_grid(evaluations):
 # --- bars -------------------------------------------------------------------------------------
 
 
-def test_f1_bars_carry_the_report(evaluations):
-    reports = {name: ev.report for name, ev in evaluations.items()}
-    fig = figures.f1_bars_figure(reports)
+def test_f1_bars_carry_the_per_class_f1(evaluations):
+    per_class = {name: ev.per_class for name, ev in evaluations.items()}
+    fig = figures.f1_bars_figure(per_class)
     assert fig.layout.barmode == "group"
-    assert len(fig.data) == len(reports)
+    assert len(fig.data) == len(per_class)
     for trace in fig.data:
         assert tuple(trace.x) == CLASS_NAMES
-        expected = reports[trace.legendgroup]["f1"].iloc[:NUM_CLASSES].to_numpy()
+        expected = per_class[trace.legendgroup]["f1"].iloc[:NUM_CLASSES].to_numpy()
         np.testing.assert_allclose(trace.y, expected)
 
 
@@ -304,7 +294,7 @@ def test_training_curves(metric):
         assert list(test.y) == [r[f"test_{metric}"] for r in records]
         assert train.line.dash == "solid" and test.line.dash == "dash"
         assert "held-out test (monitoring only)" in test.name
-        assert train.line.color == test.line.color == figures.model_color(name)
+        assert train.line.color == test.line.color == model_color(name)
     assert fig.layout.xaxis.title.text == "epoch"
 
 
@@ -314,7 +304,7 @@ def test_training_curves_steps_at_fractional_epochs():
     np.testing.assert_allclose(steps.x, [0.5, 1, 1.5, 2, 2.5, 3])  # inferred: 4 steps an epoch
     assert list(steps.y) == [r["accuracy"] for r in STEPS]
     assert steps.line.width < fig.data[0].line.width
-    assert steps.line.color == figures.model_color("baseline")
+    assert steps.line.color == model_color("baseline")
     # Given explicitly, per model or for all, it wins; one epoch alone cannot be inferred.
     for given in (8, {"baseline": 8}):
         fig = figures.training_curves_figure({}, steps={"baseline": STEPS}, steps_per_epoch=given)

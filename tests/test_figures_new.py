@@ -12,6 +12,10 @@ import pytest
 from core import calibration, figures, seeds
 from core.artifacts import Run
 from core.data import NUM_CLASSES
+from core.figures.style import NEUTRAL
+from core.models import model_color, model_label
+from core.published import ACCURACY_REFERENCES
+from tests import seedtools
 
 NAMES = {"baseline": "Baseline CNN", "residual": "Residual CNN"}
 
@@ -25,8 +29,12 @@ def make_prob(rng, y_true, skill):
 def fake_run(model, seed, skill, history=()):
     rng = np.random.default_rng(100 * seed + len(model))
     y_true = rng.integers(0, NUM_CLASSES, 200)
+    manifest = seedtools.manifest(
+        model, f"s{seed}", seed, seedtools.history(np.random.default_rng(0)),
+        {"n": 200, "accuracy": 0.0, "loss": 0.0},
+    )  # fmt: skip
     return Run(
-        model, f"s{seed}", Path("/nonexistent"), {"protocol": {"seed": seed}}, list(history),
+        model, f"s{seed}", Path("/nonexistent"), manifest, list(history),
         y_true, make_prob(rng, y_true, skill).astype(np.float32),
     )  # fmt: skip
 
@@ -56,17 +64,17 @@ def test_reliability_figure_holds_the_bins(reliabilities):
     diagonal = traces["perfectly calibrated"]
     assert list(diagonal.x) == [0, 1] and list(diagonal.y) == [0, 1]
     for name, rel in reliabilities.items():
-        label = figures.model_label(name)
+        label = model_label(name)
         line = traces[f"{label} (ECE {rel.ece:.1%})"]
         filled = rel.counts > 0
         np.testing.assert_allclose(line.x, rel.confidence[filled])
         np.testing.assert_allclose(line.y, rel.accuracy[filled])
         assert [c[0] for c in line.customdata] == rel.counts[filled].tolist()
-        assert line.line.color == figures.model_color(name)
+        assert line.line.color == model_color(name)
         bars = traces[f"{label}: images per bin"]
         assert isinstance(bars, go.Bar) and list(bars.y) == rel.counts.tolist()
         np.testing.assert_allclose(bars.x, (rel.edges[:-1] + rel.edges[1:]) / 2)
-        assert bars.marker.color == figures.model_color(name) and bars.yaxis == "y2"
+        assert bars.marker.color == model_color(name) and bars.yaxis == "y2"
     assert fig.layout.yaxis2.type == "log"
     assert "over-confident" in fig.layout.title.subtitle.text
 
@@ -105,14 +113,14 @@ def test_seed_metric_figure_points_and_mean_std(summaries, metric):
         assert list(mean.y) == pytest.approx([summary.mean(metric)])
         assert list(mean.error_y.array) == pytest.approx([summary.std(metric)])
         assert mean.error_y.visible is True
-        assert points.marker.color == mean.marker.color == figures.model_color(name)
+        assert points.marker.color == mean.marker.color == model_color(name)
     assert list(fig.layout.xaxis.ticktext) == list(NAMES.values())
     assert fig.layout.yaxis.title.text == figures.SEED_METRIC_LABELS[metric]
     assert not fig.layout.shapes  # no references asked for
 
 
 def test_seed_metric_figure_with_references(summaries):
-    refs = figures.ACCURACY_REFERENCES
+    refs = ACCURACY_REFERENCES
     fig = figures.seed_metric_figure(summaries, metric="accuracy", references=refs)
     lines = {s.name: s for s in fig.layout.shapes}
     assert set(lines) == set(refs)
@@ -175,7 +183,7 @@ def test_seed_curves_figure_mean_lines_and_bands():
     # One seed: lines but no band.
     assert "Residual CNN: train (mean of 1 seed)" in traces
     assert not any(n.startswith("Residual CNN") and "std" in n for n in traces)
-    assert train.line.color == figures.model_color("baseline")
+    assert train.line.color == model_color("baseline")
     loss = figures.seed_curves_figure(curves, metric="loss")
     np.testing.assert_allclose(
         by_name(loss)["Baseline CNN: train (mean of 2 seeds)"].y, frame["loss_mean"]
@@ -185,16 +193,6 @@ def test_seed_curves_figure_mean_lines_and_bands():
 
 
 # --- references -------------------------------------------------------------------------------
-
-
-def test_accuracy_references_and_note():
-    refs = figures.ACCURACY_REFERENCES
-    assert sorted(refs.values()) == [0.835, 0.9122, 0.922]
-    human = next(k for k, v in refs.items() if v == 0.835)
-    assert "crowd-sourced" in human.lower() and "README" in human
-    assert refs["Report: Baseline CNN"] == 0.9122 and refs["Report: Residual CNN"] == 0.9220
-    note = figures.BEST_PUBLISHED_NOTE
-    assert "96" in note and "97" in note and "roughly" in note and "approximate" in note
 
 
 def annotation_layout(fig):
@@ -220,11 +218,11 @@ def test_reference_labels_are_staggered(count):
 
 
 def test_reference_line_colours():
-    fig = figures.add_reference_lines(go.Figure(), figures.ACCURACY_REFERENCES)
+    fig = figures.add_reference_lines(go.Figure(), ACCURACY_REFERENCES)
     colours = {s.name: s.line.color for s in fig.layout.shapes}
-    assert colours["Report: Baseline CNN"] == figures.model_color("baseline")
-    assert colours["Report: Residual CNN"] == figures.model_color("residual")
-    assert colours["Humans, crowd-sourced (Fashion-MNIST README)"] == figures.NEUTRAL
+    assert colours["Report: Baseline CNN"] == model_color("baseline")
+    assert colours["Report: Residual CNN"] == model_color("residual")
+    assert colours["Humans, crowd-sourced (Fashion-MNIST README)"] == NEUTRAL
     fig = figures.add_reference_lines(go.Figure(), {"x": 0.5}, colors={"x": "#123456"})
     assert fig.layout.shapes[0].line.color == "#123456"
     assert fig.layout.annotations[0].text == "x: 50%"

@@ -268,11 +268,11 @@ def test_comparison_csv_parses_back_with_every_class_and_the_overall_rows(evalua
         for metric in ("precision", "recall", "f1", "support"):
             assert (name, metric) in per_class.index
     shirt = per_class.loc[("Shirt", "f1")]
-    report_a, report_b = evals["baseline"].report, evals["residual"].report
-    assert shirt["baseline"] == pytest.approx(report_a.loc["Shirt", "f1"])
-    assert shirt["residual"] == pytest.approx(report_b.loc["Shirt", "f1"])
+    per_class_a, per_class_b = evals["baseline"].per_class, evals["residual"].per_class
+    assert shirt["baseline"] == pytest.approx(per_class_a.loc["Shirt", "f1"])
+    assert shirt["residual"] == pytest.approx(per_class_b.loc["Shirt", "f1"])
     assert shirt["difference"] == pytest.approx(
-        report_b.loc["Shirt", "f1"] - report_a.loc["Shirt", "f1"]
+        per_class_b.loc["Shirt", "f1"] - per_class_a.loc["Shirt", "f1"]
     )
     assert per_class.loc[("Shirt", "support"), "baseline"] == (Y_TRUE == 6).sum()
     accuracy = per_class.loc[("overall", "accuracy")]
@@ -291,14 +291,15 @@ def test_comparison_csv_parses_back_with_every_class_and_the_overall_rows(evalua
     assert paired.filter(like="agreement_").sum() == N
 
 
-def test_report_table_and_its_colours(evaluated):
+def test_per_class_table_and_its_colours(evaluated):
     evals, _ = evaluated
-    table = comparison.report_table(evals["baseline"], evals["residual"], "baseline", "residual")
+    table = comparison.per_class_table(evals["baseline"], evals["residual"], "baseline", "residual")
     assert len(table) == NUM_CLASSES + 2
     assert comparison.diff_columns(table) == ["Precision Δ", "Recall Δ", "F1 Δ"]
-    assert table.loc["Shirt", "F1 · Residual CNN"] == evals["residual"].report.loc["Shirt", "f1"]
+    shirt_f1 = evals["residual"].per_class.loc["Shirt", "f1"]
+    assert table.loc["Shirt", "F1 · Residual CNN"] == shirt_f1
     np.testing.assert_allclose(
-        table["F1 Δ"], evals["residual"].report["f1"] - evals["baseline"].report["f1"]
+        table["F1 Δ"], evals["residual"].per_class["f1"] - evals["baseline"].per_class["f1"]
     )
     better_b = comparison.diff_css(0.1, "baseline", "residual")
     better_a = comparison.diff_css(-0.01, "baseline", "residual")

@@ -1,5 +1,5 @@
-"""core.jobs: progress from hand-made records, and real detached trainings started, followed,
-refused and stopped through it."""
+"""core.jobs: real detached trainings started, followed, refused and stopped through it (the
+live log's records and progress: tests/test_live.py)."""
 
 from __future__ import annotations
 
@@ -10,107 +10,11 @@ import time
 
 import pytest
 
-from core import artifacts, figures, jobs
+from core import artifacts, jobs
+from core.live import progress, read_log
 from core.models import MODEL_NAMES
 
 TINY_JOB = {"epochs": 1, "batch_size": 32, "seed": 0, "train_limit": 512, "log_every": 4}
-
-
-# --- progress from hand-made records ----------------------------------------------------------
-
-
-def start_record(t=100.0, epochs=2, steps_per_epoch=10):
-    return {"time": t, "type": "start", "config": {"epochs": epochs},
-            "steps_per_epoch": steps_per_epoch}  # fmt: skip
-
-
-def step_record(t, step, epoch, ips=640.0):
-    return {"time": t, "type": "step", "step": step, "epoch": epoch, "total_steps": 20,
-            "loss": 1.0, "accuracy": 0.5, "images_per_s": ips}  # fmt: skip
-
-
-def epoch_record(t, epoch):
-    return {"time": t, "type": "epoch", "epoch": epoch, "loss": 1.0, "accuracy": 0.5,
-            "test_loss": 1.1, "test_accuracy": 0.4, "seconds": 10.0}  # fmt: skip
-
-
-RECORDS = [
-    start_record(),
-    step_record(110.0, 5, 1),
-    step_record(115.0, 10, 1),
-    epoch_record(120.0, 1),
-    step_record(125.0, 15, 2, ips=500.0),
-]
-
-
-def test_progress_mid_run():
-    p = jobs.progress(RECORDS)
-    # 1.5 s a step between the first and last step records (the epoch's evaluation included).
-    assert p.fraction == 0.75 and p.step == 15 and p.total_steps == 20
-    assert p.elapsed_s == pytest.approx(25.0)
-    assert p.eta_s == pytest.approx(5 * 1.5)
-    assert p.images_per_s == 500.0  # the latest window, not an average
-    assert (p.epoch, p.epochs, p.phase) == (2, 2, "training")
-    # The clock moves on between records: elapsed grows, the ETA shrinks (never below 0).
-    later = jobs.progress(RECORDS, now=127.0)
-    assert later.elapsed_s == pytest.approx(27.0) and later.eta_s == pytest.approx(5.5)
-    assert jobs.progress(RECORDS, now=1000.0).eta_s == 0.0
-    assert jobs.progress(RECORDS, now=50.0).elapsed_s == pytest.approx(25.0)  # clock skew
-
-
-def test_progress_phases():
-    assert jobs.progress([]).phase == "waiting"
-    assert jobs.progress([]).eta_s is None
-    p = jobs.progress([start_record()], now=104.0)
-    assert (p.phase, p.fraction, p.eta_s, p.elapsed_s) == ("starting", 0.0, None, 4.0)
-    # One step record: seconds per step from the start record.
-    p = jobs.progress([start_record(), step_record(108.0, 4, 1)])
-    assert p.eta_s == pytest.approx(16 * 2.0) and p.fraction == pytest.approx(0.2)
-    # An epoch's batches are done, its held-out evaluation is not (yet), then the last epoch's.
-    assert jobs.progress(RECORDS[:3]).phase == "evaluating"
-    assert jobs.progress([*RECORDS, step_record(130.0, 20, 2)]).phase == "evaluating"
-    full = [*RECORDS, step_record(130.0, 20, 2), epoch_record(131.0, 2)]
-    p = jobs.progress(full, now=140.0)
-    assert (p.phase, p.fraction, p.eta_s) == ("finishing", 1.0, 0.0)
-    p = jobs.progress([*full, {"time": 135.0, "type": "end", "state": "done"}], now=500.0)
-    assert (p.phase, p.fraction, p.eta_s, p.elapsed_s) == ("ended", 1.0, 0.0, 35.0)
-    # Stopped early: the fraction says how far it got.
-    p = jobs.progress([*RECORDS, {"time": 126.0, "type": "end", "state": "stopped"}])
-    assert (p.phase, p.fraction) == ("ended", 0.75)
-
-
-def test_progress_text():
-    assert jobs.clock(75) == "1:15" and jobs.clock(3725) == "1:02:05" and jobs.clock(None) == "–"
-    text = jobs.progress_text(jobs.progress(RECORDS, now=127.0))
-    assert text == "epoch 2/2 · step 15/20 · 0:27 elapsed · about 0:06 left · 500 images/s"
-    assert "held-out test set" in jobs.progress_text(jobs.progress(RECORDS[:3]))
-    assert jobs.progress_text(jobs.progress([])) == "loading TensorFlow and the data"
-
-
-def test_split_records():
-    curves = jobs.split_records(RECORDS)
-    assert curves.steps_per_epoch == 10
-    assert [r["step"] for r in curves.steps] == [5, 10, 15]
-    assert [r["epoch"] for r in curves.history] == [1]
-    assert jobs.split_records([]) == jobs.Curves([], [], None)
-
-
-@pytest.mark.parametrize("model", MODEL_NAMES)
-def test_replay_of_a_finished_run(tiny_root, model):
-    run = artifacts.load_run(model, root=tiny_root)
-    curves = jobs.replay(run)
-    assert curves.history == run.history
-    assert curves.steps and all(r["type"] == "step" for r in curves.steps)
-    assert curves.steps_per_epoch == 512 // 32
-    # From the listing too (no predictions loaded): the live log's epoch records.
-    (info,) = artifacts.list_runs(model, tiny_root)
-    listed = jobs.replay(info)
-    assert [h["test_accuracy"] for h in listed.history] == [h["test_accuracy"] for h in run.history]
-    # A one-epoch run draws only because steps_per_epoch comes along.
-    fig = figures.training_curves_figure(
-        {model: curves.history}, {model: curves.steps}, steps_per_epoch=curves.steps_per_epoch
-    )
-    assert any("per step" in t.name for t in fig.data)
 
 
 # --- real detached trainings ------------------------------------------------------------------
@@ -186,9 +90,9 @@ def test_all_models_trained_followed_live_and_published(tmp_path):
         assert kinds[0] == "start" and kinds[-1] == "end" and "step" in kinds
         (info,) = artifacts.list_runs(model, tmp_path)
         assert info.ok and info.run_id == job.cursor.run_id
-        stored, _ = artifacts.read_live_log(info.path / artifacts.LIVE_LOG)
+        stored, _ = read_log(info.path / artifacts.LIVE_LOG)
         assert stored == job.records  # read incrementally, the same as the whole log
-        p = jobs.progress(job.records)
+        p = progress(job.records)
         assert (p.phase, p.fraction) == ("ended", 1.0)
     assert "queued" in states["residual"]  # while baseline trained
     assert jobs.stop_training("baseline", tmp_path) is False  # nothing runs any more
@@ -245,6 +149,29 @@ def test_an_artifacts_folder_that_cannot_be_written_starts_nothing(tmp_path):
     with pytest.raises(OSError, match=r"cannot write to the artifacts folder .*FMNIST_ARTIFACTS"):
         jobs.start_training("baseline", 1, 32, 0, train_limit=512, root=blocker / "artifacts")
     assert not list(tmp_path.rglob(jobs.JOB_FILE))
+
+
+def test_too_little_disk_space_starts_nothing(full_disk, tiny_root, monkeypatch):
+    shutil.copytree(tiny_root / "baseline", full_disk / "baseline")
+    before = {p: p.stat().st_mtime_ns for p in full_disk.rglob("*")}
+
+    def no_process(*args, **kwargs):
+        raise AssertionError("a trainer was started")
+
+    monkeypatch.setattr(jobs.subprocess, "Popen", no_process)
+    for models in ("baseline", jobs.ALL):
+        with pytest.raises(artifacts.NotEnoughSpace) as info:
+            jobs.start_training(models, 1, 32, 0, train_limit=512, root=full_disk)
+        assert str(info.value) == (
+            f"only 50 MB free on the disk of the artifacts folder {full_disk}; training needs at "
+            "least 200 MB. Free some space there, or point FMNIST_ARTIFACTS at a folder on "
+            "another disk and restart the dashboard"
+        )
+    assert isinstance(info.value, OSError)  # what the Training page reports
+    assert {p: p.stat().st_mtime_ns for p in full_disk.rglob("*")} == before
+    assert jobs.read_job("baseline", full_disk) is None
+    run = artifacts.load_run("baseline", root=full_disk)  # verifies every file
+    assert run.run_id == artifacts.default_run_id("baseline", tiny_root)
 
 
 def test_status_text_quotes_the_trainers_words_verbatim():

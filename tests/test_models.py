@@ -1,10 +1,10 @@
-"""core.models: both architectures layer for layer, and the registry."""
+"""core.models: both architectures layer for layer, and the registry (names, colours)."""
 
 from __future__ import annotations
 
 import pytest
 
-from core.models import MODEL_NAMES, REGISTRY, get_spec
+from core.models import MODEL_NAMES, REGISTRY, get_spec, model_color, model_label
 
 EXPECTED = {
     "baseline": [
@@ -87,3 +87,13 @@ def test_registry_is_what_everything_iterates():
         assert spec.name == name and spec.display_name and spec.description
     with pytest.raises(ValueError, match="unknown model 'vgg'; choose one of: baseline, residual"):
         get_spec("vgg")
+
+
+def test_model_colors_are_distinct_and_stable():
+    colors = [model_color(name) for name in MODEL_NAMES]
+    assert len(set(colors)) == len(colors)
+    assert model_color("baseline") == REGISTRY["baseline"].color
+    assert model_color("Residual CNN") == REGISTRY["residual"].color
+    assert model_color("some_new_model") == model_color("some_new_model")
+    assert model_label("residual") == "Residual CNN"
+    assert model_label("unregistered") == "unregistered"

@@ -17,7 +17,6 @@ from scipy.spatial.distance import cdist
 from core import artifacts
 from core.data import CLASS_NAMES, NUM_CLASSES, normalise
 from core.neighbours import (
-    CACHE_DIR,
     FEATURES_FILE,
     compute_features,
     features_path,
@@ -27,6 +26,7 @@ from core.neighbours import (
     train_features,
 )
 from core.predict import load_predictor
+from core.runcache import CACHE_DIR
 
 
 def prob_rows(rows: list[tuple[int, float]]) -> np.ndarray:
@@ -235,7 +235,7 @@ def test_features_are_the_penultimate_layer_and_get_cached(run_copy, counted, x_
     assert path == run_copy.path / CACHE_DIR / FEATURES_FILE and path.is_file()
     assert os.listdir(path.parent) == [FEATURES_FILE]  # no temporary file left behind
     with np.load(path) as npz:
-        assert str(npz["model_sha256"]) == run_copy.manifest["files"]["model.keras"]
+        assert str(npz["model_sha256"]) == run_copy.manifest.files["model.keras"]
 
     written = path.stat().st_mtime_ns
     again = train_features(run_copy, model, x_small, progress=fractions.append)
@@ -251,10 +251,9 @@ def test_a_changed_model_or_data_set_recomputes(run_copy, counted, x_small):
     other_sha = "0" * 64
     changed = replace(
         run_copy,
-        manifest={
-            **run_copy.manifest,
-            "files": {**run_copy.manifest["files"], "model.keras": other_sha},
-        },
+        manifest=replace(
+            run_copy.manifest, files={**run_copy.manifest.files, "model.keras": other_sha}
+        ),
     )
     np.testing.assert_array_equal(train_features(changed, model, x_small), features)
     assert sum(seen) == 600

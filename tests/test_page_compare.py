@@ -75,12 +75,14 @@ def test_shows_the_tests_numbers_and_a_verdict(app, runs, expected):
     assert any(discordant in m.value for m in app.markdown)
 
 
-def test_the_report_table_holds_every_class_and_the_differences(app, runs):
+def test_the_per_class_table_holds_every_class_and_the_differences(app, runs):
     table = app.dataframe[0].value
     for name in (*CLASS_NAMES, "macro avg", "weighted avg"):
         assert name in table.index
     assert {"F1 · Baseline CNN", "F1 · Residual CNN", "F1 Δ", "Support"} <= set(table.columns)
-    f1 = {name: metrics.evaluate(run.y_true, run.y_prob).report["f1"] for name, run in runs.items()}
+    f1 = {
+        name: metrics.evaluate(run.y_true, run.y_prob).per_class["f1"] for name, run in runs.items()
+    }
     np.testing.assert_allclose(table["F1 Δ"], f1["residual"] - f1["baseline"], atol=1e-9)
     assert app.get("plotly_chart")  # the F1 bars and the agreement table
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
-import sys
-import types
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -21,11 +20,7 @@ TRAINING = "training"  # the page_link proto names the page by its URL path
 SECOND = "20990101-000000-seed1-2nd0"
 
 
-@pytest.fixture(autouse=True)
-def fake_canvas(monkeypatch):
-    module = types.ModuleType("streamlit_drawable_canvas")
-    module.st_canvas = lambda **kwargs: types.SimpleNamespace(image_data=None)
-    monkeypatch.setitem(sys.modules, "streamlit_drawable_canvas", module)
+pytestmark = pytest.mark.usefixtures("fake_canvas")
 
 
 def open_page(page: str) -> AppTest:
@@ -104,10 +99,10 @@ def test_a_damaged_second_run_is_listed_never_served(root):
     """A model with a good and a damaged run: the good one is shown, the damaged one is named
     in the sidebar with a Retrain link, and cannot be chosen, not even through the session."""
     good = artifacts.load_run("baseline", root=root)
-    second = root / "baseline" / SECOND
-    shutil.copytree(good.path, second)
-    manifest = json.loads((good.path / artifacts.MANIFEST).read_text())
-    (second / artifacts.MANIFEST).write_text(json.dumps({**manifest, "run_id": SECOND}))
+    with artifacts.RunWriter("baseline", SECOND, root) as writer:
+        for name in artifacts.RUN_FILES:
+            shutil.copyfile(good.path / name, writer.file(name))
+        second = writer.commit(replace(good.manifest, run_id=SECOND))
     truncate_model(second)
     at = open_page("overview")
     assert not at.error

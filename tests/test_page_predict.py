@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import types
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from bench.fakes import CANVAS_MODULE, fake_canvas
 from core import artifacts
 from core.data import CLASS_NAMES, first_per_class
 from core.models import MODEL_NAMES, REGISTRY
@@ -35,24 +35,6 @@ ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "dashboard.py")
 PAGE = "pages/predict.py"
 PAD = 280
-
-# The drawing pad is a custom component that cannot be imported outside a running server, and
-# AppTest would see only its default anyway: the page imports it on use, and the tests put this
-# stand-in in its place. `image` is what the pad returns; `calls` records how the page built it.
-FAKE_CANVAS = """
-import types
-image = None
-calls = []
-def st_canvas(**kwargs):
-    calls.append(kwargs)
-    return types.SimpleNamespace(image_data=image)
-"""
-
-
-def fake_canvas_module() -> types.ModuleType:
-    module = types.ModuleType("streamlit_drawable_canvas")
-    exec(FAKE_CANVAS, module.__dict__)
-    return module
 
 
 def stroke() -> np.ndarray:
@@ -109,9 +91,9 @@ def check_predictions(at: AppTest, models, pixels: np.ndarray) -> None:
 
 @pytest.fixture(scope="module")
 def canvas():
-    module = fake_canvas_module()
+    module = fake_canvas()  # the pad's stand-in: set .image, read .calls
     with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(sys.modules, "streamlit_drawable_canvas", module)
+        mp.setitem(sys.modules, CANVAS_MODULE, module)
         yield module
 
 
@@ -380,15 +362,15 @@ def test_empty_artifacts_folder_shows_the_guard(tmp_path, monkeypatch, canvas):
 SUBPROCESS_CHECK = textwrap.dedent(
     """
     import sys
-    import types
 
     import numpy as np
 
+    from bench.fakes import install_fake_canvas
+
     image = np.zeros((280, 280, 4), np.uint8)
     image[40:240, 110:170] = 255  # one stroke
-    fake = types.ModuleType("streamlit_drawable_canvas")
-    fake.st_canvas = lambda **kwargs: types.SimpleNamespace(image_data=image)
-    sys.modules["streamlit_drawable_canvas"] = fake
+
+    install_fake_canvas(image)
 
     from streamlit.testing.v1 import AppTest
 

@@ -7,11 +7,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import average_precision_score, roc_auc_score
 from streamlit.testing.v1 import AppTest
 
-from core import artifacts, metrics
+from core import artifacts, metrics, selective
 from core.data import CLASS_NAMES
 from core.models import MODEL_NAMES, REGISTRY
 
@@ -143,3 +144,101 @@ def test_empty_artifacts_folder_shows_the_guard(tmp_path, monkeypatch):
     assert "No usable run" in at.info[0].value
     assert not at.get("plotly_chart")
     assert at.get("page_link")
+
+
+# --- when should a model abstain? --------------------------------------------------------------
+
+
+def chart(at: AppTest, key: str) -> dict:
+    (spec,) = [
+        json.loads(el.proto.spec) for el in at.get("plotly_chart") if el.proto.id.endswith(key)
+    ]
+    return spec
+
+
+def normalised(y_prob: np.ndarray) -> np.ndarray:
+    """Stored float32 rows rescaled to sum to 1 in float64, as core reads every run: near-ties
+    in the tiny runs' probabilities would otherwise rank differently."""
+    y_prob = y_prob.astype(np.float64)
+    return y_prob / y_prob.sum(axis=1, keepdims=True)
+
+
+def table_named(at: AppTest, index_name: str):
+    (table,) = [d.value for d in at.dataframe if d.value.index.name == index_name]
+    return table
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.9, 0.99])
+def test_threshold_slider_says_how_much_each_model_answers(app, evaluations, threshold):
+    slider = app.slider(key="roc_abstain_threshold")
+    assert (slider.min, slider.max) == (0.5, 0.99)
+    slider.set_value(threshold).run()
+    assert not app.exception
+    shown = [m.value for m in app.markdown]
+    coverage = chart(app, "roc_coverage_chart")
+    for name, (run, _) in evaluations.items():
+        label = REGISTRY[name].display_name
+        curve = selective.risk_coverage(run.y_true, run.y_prob)
+        point = selective.abstain(curve, threshold)
+        assert selective.abstention_text(label, point) in shown
+        # independent of core: count and score the images at least this sure
+        prob = normalised(run.y_prob)
+        sure = prob.max(axis=1) >= threshold
+        assert point.answered == int(sure.sum())
+        if sure.any():
+            right = prob.argmax(axis=1)[sure] == run.y_true[sure]
+            assert point.accuracy == pytest.approx(right.mean())
+            (marker,) = [t for t in coverage["data"] if t["name"].startswith(f"{label} at ≥")]
+            assert marker["x"] == [pytest.approx(point.coverage)]
+            assert marker["y"] == [pytest.approx(point.accuracy)]
+        (line,) = [t for t in coverage["data"] if t["name"].startswith(f"{label} (AURC")]
+        np.testing.assert_allclose(array(line["y"]), curve.accuracy)
+
+
+def test_slider_changes_the_sentence(app, evaluations):
+    app.slider(key="roc_abstain_threshold").set_value(0.5).run()
+    low = [m.value for m in app.markdown if "confidence: answering" in m.value]
+    app.slider(key="roc_abstain_threshold").set_value(0.99).run()
+    high = [m.value for m in app.markdown if "confidence:" in m.value]
+    assert len(low) == len(high) == len(MODEL_NAMES)
+    assert all("≥ 50%" in s for s in low) and all("≥ 99%" in s for s in high)
+    assert set(low).isdisjoint(high)
+
+
+def test_abstain_tables_are_core_selective_and_roc_tables(app, evaluations):
+    runs = {name: run for name, (run, _) in evaluations.items()}
+    curves = {n: selective.risk_coverage(r.y_true, r.y_prob) for n, r in runs.items()}
+    pd.testing.assert_frame_equal(table_named(app, "selective prediction"),
+                                  selective.aurc_table(curves))  # fmt: skip
+    top_k = table_named(app, "accuracy")
+    for name, run in runs.items():
+        label = REGISTRY[name].display_name
+        ranked = np.argsort(-normalised(run.y_prob), axis=1, kind="stable")
+        for k in (1, 2, 3):
+            hits = (ranked[:, :k] == run.y_true[:, None]).any(axis=1).mean()
+            assert top_k.loc[f"Top-{k}", label] == pytest.approx(hits)
+    _, ap = [d.value for d in app.dataframe if d.value.index.name == "class"]  # AUC, then AP
+    assert list(ap.index) == [*CLASS_NAMES, "macro average"]
+    for name, run in runs.items():
+        label = REGISTRY[name].display_name
+        prob = normalised(run.y_prob)
+        for k, class_name in enumerate(CLASS_NAMES):
+            expected = average_precision_score(run.y_true == k, prob[:, k])
+            assert ap.loc[class_name, label] == pytest.approx(expected, abs=1e-12)
+
+
+def test_pr_curve_beside_the_roc_curves_follows_the_class(app, evaluations):
+    app.radio(key="roc_view").set_value("One class").run()
+    for class_name in ("Shirt", "Bag"):
+        app.selectbox(key="roc_class").set_value(class_name).run()
+        assert not app.exception
+        pr = chart(app, "roc_pr")
+        assert class_name in pr["layout"]["title"]["text"]
+        k = CLASS_NAMES.index(class_name)
+        for name, (run, _) in evaluations.items():
+            label = REGISTRY[name].display_name
+            ap = average_precision_score(run.y_true == k, normalised(run.y_prob)[:, k])
+            (trace,) = [t for t in pr["data"] if t["name"].startswith(label)]
+            assert trace["name"] == f"{label} (AP {ap:.3f})"
+            assert shown_aucs(app)[f"{label}: AP for {class_name}"] == f"{ap:.4f}"
+    app.selectbox(key="roc_class").set_value("Shirt").run()

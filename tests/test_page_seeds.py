@@ -2,14 +2,14 @@
 verdict and per-class F1; the Training page's mean ± std bands; with one seed, how to get more.
 
 The artifacts folder holds three report-protocol runs per model and one quick run per model
-(tests/seedtools.py); every number is checked against scikit-learn, statistics and scipy on the
-stored predictions and histories, read here without core.
+(tests/seedtools.py); every number is checked against scikit-learn and statistics on the stored
+predictions and histories, read without core. The tables and the verdict are core.seeds' (whose
+numbers tests/test_seeds.py checks on the same sweep): here, that the pages show them.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import statistics
@@ -17,43 +17,37 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
-from scipy import stats
-from sklearn import metrics as skm
 
-from core import figures
+from core import power, seeds
 from core.artifacts import HISTORY_FILE, PROJECT_DIR
 from core.models import MODEL_NAMES, REGISTRY
-from core.report import REPORT
+from core.published import BEST_PUBLISHED_NOTE, COURSE_REPORT
 from tests import seedtools
 from tests.seedtools import SEEDS, charts, line_levels, run_id
 
-LABELS = list(range(10))
+# Crowd-sourced human accuracy and the course report's: the dotted lines of accuracy charts.
+ACCURACY_LINES = sorted(
+    [0.835, COURSE_REPORT["baseline"]["accuracy"], COURSE_REPORT["residual"]["accuracy"]]
+)
 NAMES = {model: REGISTRY[model].display_name for model in MODEL_NAMES}
-COMMAND = "python -m core.train --model all --seeds 0-4"
+COMMAND = "python -m core.train --model all --seeds 0-9"
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory, dataset):
-    return seedtools.make_seed_root(tmp_path_factory.mktemp("seeds") / "artifacts", dataset)
+def root(seed_root):
+    return seed_root
 
 
 @pytest.fixture(scope="module")
 def expected(root) -> dict[str, dict[int, dict]]:
-    """Per model, per seed: accuracy, log loss, macro F1 and per-class F1 by scikit-learn."""
-    results = {}
-    for model in MODEL_NAMES:
-        results[model] = {}
-        for seed in SEEDS:
-            y_true, y_prob = seedtools.stored_predictions(root, model, run_id(seed))
-            y_pred = y_prob.argmax(axis=1)
-            results[model][seed] = {
-                "accuracy": float(np.mean(y_pred == y_true)),
-                "loss": float(skm.log_loss(y_true, y_prob, labels=LABELS)),
-                "macro_f1": float(skm.f1_score(y_true, y_pred, average="macro", labels=LABELS)),
-                "class_f1": skm.f1_score(y_true, y_pred, average=None, labels=LABELS),
-            }
-    return results
+    return seedtools.expected_seed_metrics(root)
+
+
+@pytest.fixture(scope="module")
+def summaries(root) -> dict[str, seeds.SeedSummary]:
+    return seeds.summarize_collected(seeds.collect(root))
 
 
 @pytest.fixture(scope="module")
@@ -75,26 +69,11 @@ def table_with(at, column: str):
     return table
 
 
-def mean_std(text: str) -> tuple[float, float]:
-    mean, std = text.split(" ± ")
-    return float(mean), float(std)
-
-
-def check_mean_std(text: str, values: list[float]) -> None:
-    mean, std = mean_std(text)
-    assert mean == pytest.approx(statistics.mean(values), abs=5.1e-5)  # shown to 4 decimals
-    assert std == pytest.approx(statistics.stdev(values), abs=5.1e-5)
-
-
-def test_overview_table_is_the_mean_and_std_of_the_report_seeds(overview, expected):
-    table = table_with(overview, "Seeds")
-    assert list(table.index) == [NAMES[m] for m in MODEL_NAMES]
-    for model in MODEL_NAMES:
-        row = table.loc[NAMES[model]]
-        for metric, column in (("accuracy", "Test accuracy"), ("loss", "Test loss"),
-                               ("macro_f1", "Macro F1")):  # fmt: skip
-            check_mean_std(row[column], [expected[model][s][metric] for s in SEEDS])
-        assert row["Seeds"] == "3 (0, 1, 2)"  # the quick runs are left out
+def test_overview_shows_the_seed_tables(overview, summaries):
+    """The mean ± std over seeds per model, and per class (core.seeds' tables)."""
+    pd.testing.assert_frame_equal(table_with(overview, "Seeds"), seeds.seed_table(summaries))
+    table = table_with(overview, f"{NAMES['baseline']} F1")
+    pd.testing.assert_frame_equal(table, seeds.class_f1_table(summaries))
 
 
 def test_overview_chart_has_every_seed_the_mean_and_the_reference_lines(overview, expected):
@@ -106,32 +85,15 @@ def test_overview_chart_has_every_seed_the_mean_and_the_reference_lines(overview
         (mean,) = [t for t in spec["data"] if t["name"].startswith(f"{NAMES[model]}: mean")]
         assert mean["y"][0] == pytest.approx(statistics.mean(accuracies), abs=1e-12)
         assert mean["error_y"]["array"][0] == pytest.approx(statistics.stdev(accuracies))
-    levels = [0.835, REPORT["baseline"]["accuracy"], REPORT["residual"]["accuracy"]]
-    assert line_levels(spec) == pytest.approx(sorted(levels))
-    assert figures.BEST_PUBLISHED_NOTE in [c.value for c in overview.caption]
+    assert line_levels(spec) == pytest.approx(ACCURACY_LINES)
+    assert BEST_PUBLISHED_NOTE in [c.value for c in overview.caption]
 
 
-def test_overview_per_class_f1_across_seeds(overview, expected):
-    table = table_with(overview, f"{NAMES['baseline']} F1")
-    for model in MODEL_NAMES:
-        for k, class_name in enumerate(table.index):
-            values = [float(expected[model][s]["class_f1"][k]) for s in SEEDS]
-            check_mean_std(table.loc[class_name, f"{NAMES[model]} F1"], values)
-
-
-def test_overview_states_both_verdicts_and_what_each_is_about(overview, expected):
-    diffs = [expected["residual"][s]["accuracy"] - expected["baseline"][s]["accuracy"]
-             for s in SEEDS]  # fmt: skip
-    mean, sd = statistics.mean(diffs), statistics.stdev(diffs)
-    half = stats.t.ppf(0.975, len(diffs) - 1) * sd / math.sqrt(len(diffs))
-    assert mean - half > 0  # the sweep was built so that the residual wins beyond the spread
-    seed_verdict = (
-        f"Across 3 seeds, {NAMES['residual']} is {mean * 100:.1f} ± {sd * 100:.1f} points more "
-        f"accurate than {NAMES['baseline']} (paired by seed, 95% CI {(mean - half) * 100:.1f} "
-        f"to {(mean + half) * 100:.1f} points; better in 3 of 3 seeds; "
-    )
+def test_overview_states_both_verdicts_and_what_each_is_about(overview, summaries):
+    verdict = seeds.paired_verdict(summaries)
+    assert verdict.clear  # the sweep was built so that the residual wins beyond the spread
     successes = [s.value for s in overview.success]
-    assert any(s.startswith(seed_verdict) for s in successes), successes
+    assert verdict.text in successes, successes  # a clear verdict is a success box
     # The chosen runs' verdict (McNemar, one test set) is still there.
     assert any("McNemar" in box.value for box in [*overview.success, *overview.info])
     notes = [m.value for m in overview.markdown]
@@ -139,6 +101,20 @@ def test_overview_states_both_verdicts_and_what_each_is_about(overview, expected
                for n in notes)  # fmt: skip
     assert any(n.startswith("**Across seeds**") and "paired by seed" in n for n in notes)
     assert not any(COMMAND in c.value for c in overview.caption)
+
+
+def test_overview_says_how_many_seeds_would_settle_it(overview, summaries, expected):
+    """Under the seed verdict, once: the seeds a paired t-test needs and what the current ones
+    can detect (core.power, whose numbers tests/test_power.py checks by simulation)."""
+    sentence = power.seed_power_text(summaries)
+    assert [c.value for c in overview.caption].count(sentence) == 1
+    diffs = [expected["residual"][s]["accuracy"] - expected["baseline"][s]["accuracy"]
+             for s in SEEDS]  # fmt: skip
+    assert sentence.startswith(
+        f"To detect a difference of {statistics.mean(diffs) * 100:+.2f} points "
+        f"({NAMES['residual']} − {NAMES['baseline']}, as observed) with 80% power at the 5% level"
+    ), sentence
+    assert f"the current {len(SEEDS)} seeds can detect about" in sentence
 
 
 def test_training_bands_are_the_mean_and_std_of_the_histories(training, root):
@@ -167,13 +143,12 @@ def test_training_bands_are_the_mean_and_std_of_the_histories(training, root):
             std = per_epoch.std(axis=0, ddof=1)
             edges = np.concatenate([per_epoch.mean(0) + std, (per_epoch.mean(0) - std)[::-1]])
             np.testing.assert_allclose(seedtools.array(band["y"]), edges)
-    levels = [0.835, REPORT["baseline"]["accuracy"], REPORT["residual"]["accuracy"]]
-    assert line_levels(spec) == pytest.approx(sorted(levels))
-    assert any(figures.BEST_PUBLISHED_NOTE in c.value for c in at.caption)
+    assert line_levels(spec) == pytest.approx(ACCURACY_LINES)
+    assert any(BEST_PUBLISHED_NOTE in c.value for c in at.caption)
     at.radio(key="train_metric").set_value("loss").run()
     spec = charts(at)["train_seed_chart"]
     assert spec["layout"]["yaxis"]["title"]["text"] == "loss"
-    assert line_levels(spec) == pytest.approx(sorted(REPORT[m]["loss"] for m in MODEL_NAMES))
+    assert line_levels(spec) == pytest.approx(sorted(COURSE_REPORT[m]["loss"] for m in MODEL_NAMES))
     at.toggle(key="train_seed_bands").set_value(False).run()
     at.radio(key="train_metric").set_value("accuracy").run()
     assert "train_replay_chart" in charts(at) and at.multiselect(key="train_overlay")
@@ -183,9 +158,8 @@ def test_training_runs_chart_has_the_accuracy_references(training):
     training.toggle(key="train_seed_bands").set_value(False).run()
     training.radio(key="train_metric").set_value("accuracy").run()
     spec = charts(training)["train_replay_chart"]
-    levels = [0.835, REPORT["baseline"]["accuracy"], REPORT["residual"]["accuracy"]]
-    assert line_levels(spec) == pytest.approx(sorted(levels))
-    assert any(figures.BEST_PUBLISHED_NOTE in c.value for c in training.caption)
+    assert line_levels(spec) == pytest.approx(ACCURACY_LINES)
+    assert any(BEST_PUBLISHED_NOTE in c.value for c in training.caption)
 
 
 @pytest.fixture
@@ -212,6 +186,7 @@ def test_one_seed_says_how_to_get_more(fewer_seeds):
     assert "overview_seed_chart" not in charts(at)
     assert not [d for d in at.dataframe if "Seeds" in d.value.columns]
     assert not any(m.value.startswith("**Across seeds**") for m in at.markdown)
+    assert not any("paired t-test needs" in c.value for c in at.caption)
     assert any("McNemar" in box.value for box in [*at.success, *at.info])
 
 

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -32,11 +33,11 @@ def open_page(root) -> AppTest:
 
 def add_copy(root: Path, model: str, run_id: str) -> None:
     """A second verified run of ``model``: the default run's folder under another id."""
-    source = artifacts.load_run(model, root=root).path
-    shutil.copytree(source, source.parent / run_id)
-    manifest = json.loads((source.parent / run_id / artifacts.MANIFEST).read_text())
-    manifest["run_id"] = run_id
-    (source.parent / run_id / artifacts.MANIFEST).write_text(json.dumps(manifest))
+    source = artifacts.load_run(model, root=root)
+    with artifacts.RunWriter(model, run_id, root) as writer:
+        for name in artifacts.RUN_FILES:
+            shutil.copyfile(source.path / name, writer.file(name))
+        writer.commit(replace(source.manifest, run_id=run_id))
 
 
 @pytest.fixture(scope="module")
@@ -183,18 +184,38 @@ def test_absurd_settings_are_named_and_cannot_be_started(at, root, key, value, m
     assert not at.error
 
 
-def test_an_artifacts_folder_that_cannot_be_written_is_named(tmp_path, monkeypatch):
-    blocker = tmp_path / "a-file"
-    blocker.write_text("")
-    root = blocker / "artifacts"  # cannot exist: its parent is a file
+def start_error(root: Path, monkeypatch) -> str:
+    """Train pressed on the page over ``root``: the one "Could not start the trainer" error."""
     monkeypatch.setenv("FMNIST_ARTIFACTS", str(root))
     at = open_page(root)
     at.button(key="train_start").click().run()
     assert not at.exception
     (error,) = [e for e in texts(at.error) if e.startswith("Could not start the trainer")]
+    return error
+
+
+def test_an_artifacts_folder_that_cannot_be_written_is_named(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    root = blocker / "artifacts"  # cannot exist: its parent is a file
+    error = start_error(root, monkeypatch)
     assert f"cannot write to the artifacts folder {root}" in error
     assert "FMNIST_ARTIFACTS" in error
     assert not jobs.is_trainer(jobs.read_job("baseline", root))
+
+
+def test_too_little_disk_space_is_named_and_starts_nothing(full_disk, tiny_root, monkeypatch):
+    root = full_disk / "artifacts"
+    shutil.copytree(tiny_root, root, ignore=shutil.ignore_patterns(artifacts.LOCK_FILE))
+    error = start_error(root, monkeypatch)
+    assert f"only 50 MB free on the disk of the artifacts folder {root}" in error
+    assert "training needs at least 200 MB. Free some space there" in error
+    assert "FMNIST_ARTIFACTS" in error and not error.endswith("…`")  # shown whole
+    assert not list(root.rglob(jobs.JOB_FILE)) and not list(root.rglob(jobs.STDOUT_LOG))
+    for model in MODEL_NAMES:
+        assert artifacts.load_run(model, root=root).run_id == artifacts.default_run_id(
+            model, tiny_root
+        )
 
 
 def wait_until(predicate, timeout=240, what="condition"):

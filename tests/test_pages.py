@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import types
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -17,12 +16,7 @@ PAGES = ["overview", "training", "confusion", "roc", "compare", "predict"]
 RESULTS_PAGES = [p for p in PAGES if p != "training"]
 
 
-@pytest.fixture(autouse=True)
-def fake_canvas(monkeypatch):
-    """streamlit-drawable-canvas only imports inside a running server; AppTest gets a stand-in."""
-    module = types.ModuleType("streamlit_drawable_canvas")
-    module.st_canvas = lambda **kwargs: types.SimpleNamespace(image_data=None, json_data=None)
-    monkeypatch.setitem(sys.modules, "streamlit_drawable_canvas", module)
+pytestmark = pytest.mark.usefixtures("fake_canvas")
 
 
 def open_page(page: str) -> AppTest:
@@ -50,11 +44,10 @@ def test_page_renders_without_runs(page, tmp_path, monkeypatch):
 
 
 PROBE = """
-import json, sys, types
+import json, sys
 from streamlit.testing.v1 import AppTest
-canvas = types.ModuleType("streamlit_drawable_canvas")
-canvas.st_canvas = lambda **kw: types.SimpleNamespace(image_data=None, json_data=None)
-sys.modules["streamlit_drawable_canvas"] = canvas
+from bench.fakes import install_fake_canvas
+install_fake_canvas()
 at = AppTest.from_file("dashboard.py", default_timeout=90)
 at.run()
 at.switch_page(sys.argv[1]).run()

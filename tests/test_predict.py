@@ -14,19 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import artifacts
-from core import predict as predict_module
+from core import artifacts, modelfile
 from core.data import CLASS_NAMES, normalise
+from core.manifest import MODEL_FILE
+from core.modelfile import ModelFileError, UnsupportedModel
 from core.models import MODEL_NAMES, get_spec
-from core.predict import (
-    MODEL_FILE,
-    ModelFileError,
-    NumpyModel,
-    UnsupportedModel,
-    load_predictor,
-    predict_both,
-    top_k,
-)
+from core.predict import NumpyModel, load_predictor, predict_both, top_k
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -76,6 +69,32 @@ def test_penultimate_matches_keras(name, engines, keras_models, images):
     got = engines[name].penultimate(images[:50])
     assert got.shape == expected.shape == (50, model.layers[-1].input.shape[-1])
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_any_layers_output_matches_keras(name, engines, keras_models, images):
+    """The public graph: layers in execution order (read-only), the output layer, and
+    ``forward_to`` any of them; ``predict`` is ``forward_to`` the output layer."""
+    import keras
+
+    engine, model = engines[name], keras_models[name]
+    layers = engine.layers
+    assert list(layers)[-1] == engine.output_layer.name == model.layers[-1].name
+    assert engine.output_layer.kernel.shape == tuple(model.layers[-1].kernel.shape)
+    with pytest.raises(TypeError):
+        layers["extra"] = engine.output_layer  # a view, not the engine's own dict
+    for layer in model.layers:
+        expected = keras.Model(model.inputs[0], layer.output)(images[:40], training=False)
+        got = engine.forward_to(images[:40, ..., 0], layer.name)  # (n, 28, 28) is checked too
+        assert got.dtype == np.float32 and got.shape == (40, *layers[layer.name].output_shape)
+        np.testing.assert_allclose(got, keras.ops.convert_to_numpy(expected), atol=1e-4)
+    np.testing.assert_array_equal(engine.forward_to(images, engine.output_layer.name),
+                                  engine.predict(images))  # fmt: skip
+    with pytest.raises(KeyError, match="no layer 'nope'"):
+        engine.forward_to(images, "nope")
+    assert engine.check_input(images[:3, ..., 0]).shape == (3, 28, 28, 1)
+    with pytest.raises(ValueError, match="expected float pixels"):
+        engine.check_input(np.zeros((1, 28, 28), np.uint8))
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
@@ -231,7 +250,7 @@ def test_damaged_files_are_refused(runs, monkeypatch):
         NumpyModel.from_bytes(rezip(path, {"config.json": b"{nope"}))
     with pytest.raises(ModelFileError, match=r"model.weights.h5 cannot be read"):
         NumpyModel.from_bytes(rezip(path, {"model.weights.h5": b"not hdf5"}))
-    monkeypatch.setitem(predict_module.MEMBER_LIMITS, "model.weights.h5", 1000)
+    monkeypatch.setitem(modelfile.MEMBER_LIMITS, "model.weights.h5", 1000)
     with pytest.raises(ModelFileError, match="more than the 1,000"):
         NumpyModel.from_bytes(path.read_bytes())
 
@@ -241,8 +260,8 @@ def test_damaged_model_in_a_run_is_a_run_error(tiny_root, tmp_path):
     run = artifacts.load_run("baseline", root=root)
     garbage = rezip(run.path / MODEL_FILE, {"config.json": b"[]"})
     (run.path / MODEL_FILE).write_bytes(garbage)
-    files = {**run.manifest["files"], MODEL_FILE: artifacts.sha256_file(run.path / MODEL_FILE)}
-    run = replace(run, manifest={**run.manifest, "files": files})  # as if it had been saved so
+    files = {**run.manifest.files, MODEL_FILE: artifacts.sha256_file(run.path / MODEL_FILE)}
+    run = replace(run, manifest=replace(run.manifest, files=files))  # as if it had been saved so
     with pytest.raises(artifacts.RunError, match=r"baseline/.*not a model config"):
         load_predictor(run)
 

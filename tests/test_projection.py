@@ -1,4 +1,4 @@
-"""core.projection and core.figures_map: maps of real test images through tiny trained models,
+"""core.projection and core.figures.map: maps of real test images through tiny trained models,
 checked against numpy's SVD and umap-learn called directly; the cache on disk; clicks read back."""
 
 from __future__ import annotations
@@ -9,12 +9,13 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from core import artifacts, figures_map, projection
+from core import artifacts, figures, projection, runcache
 from core.data import CLASS_NAMES
 from core.predict import load_predictor
 
@@ -25,22 +26,20 @@ N = 300  # test images per small run: the first N of the real test set
 def small_run(tiny_root: Path, model: str, root: Path, n: int = N) -> artifacts.Run:
     """A copy of a tiny run evaluated on the first ``n`` test images only (a valid run)."""
     src = artifacts.load_run(model, root=tiny_root)
-    dst = root / model / src.run_id
-    shutil.copytree(src.path, dst)
-    np.savez(dst / artifacts.PREDICTIONS, y_true=src.y_true[:n], y_prob=src.y_prob[:n])
-    manifest = json.loads((dst / artifacts.MANIFEST).read_text())
-    manifest["test_metrics"]["n"] = n
-    manifest["files"][artifacts.PREDICTIONS] = artifacts.sha256_file(dst / artifacts.PREDICTIONS)
-    (dst / artifacts.MANIFEST).write_text(json.dumps(manifest))
+    with artifacts.RunWriter(model, src.run_id, root) as writer:
+        for name in (artifacts.MODEL_FILE, artifacts.HISTORY_FILE, artifacts.LIVE_LOG):
+            shutil.copyfile(src.path / name, writer.file(name))
+        writer.save_predictions(src.y_true[:n], src.y_prob[:n])
+        writer.commit(replace(src.manifest, test_metrics=replace(src.manifest.test_metrics, n=n)))
     return artifacts.load_run(model, src.run_id, root)
 
 
 def replace_model(run: artifacts.Run, other: artifacts.Run) -> artifacts.Run:
     """Put ``other``'s model file into ``run`` (as a retrain would) and reload the run."""
     shutil.copyfile(other.path / artifacts.MODEL_FILE, run.path / artifacts.MODEL_FILE)
-    manifest = json.loads((run.path / artifacts.MANIFEST).read_text())
-    manifest["files"][artifacts.MODEL_FILE] = artifacts.sha256_file(run.path / artifacts.MODEL_FILE)
-    (run.path / artifacts.MANIFEST).write_text(json.dumps(manifest))
+    files = {**run.manifest.files, artifacts.MODEL_FILE: other.manifest.model_sha256}
+    manifest = replace(run.manifest, files=files)
+    (run.path / artifacts.MANIFEST).write_text(json.dumps(manifest.to_dict()))
     return artifacts.load_run(run.model, run.run_id, run.path.parent.parent)
 
 
@@ -72,7 +71,7 @@ class Spy:
 
 
 def cache_files(run: artifacts.Run) -> list[str]:
-    folder = run.path / projection.CACHE_DIR
+    folder = run.path / runcache.CACHE_DIR
     return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
 
 
@@ -116,9 +115,6 @@ def test_pca_matches_svd_and_is_cached_then_reused(model, tiny_root, tmp_path, i
     assert_same_up_to_sign(first.coords, want)
     np.testing.assert_allclose(first.explained_variance, ratio, rtol=1e-4)
     assert cache_files(run) == ["projection-pca.npz"]  # no temporary file left behind
-    umask = os.umask(0)
-    os.umask(umask)
-    assert projection.cache_path(run, "pca").stat().st_mode & 0o777 == 0o666 & ~umask
     file = projection.cache_path(run, "pca")
     before = file.stat()
 
@@ -148,7 +144,7 @@ def test_a_new_model_invalidates_the_cache(tiny_root, tmp_path, images, monkeypa
     assert not np.allclose(np.abs(new.coords), np.abs(old.coords), atol=1e-3)
     assert projection.project(run, None, images, "pca").from_cache and spy.calls == 1
     key = json.loads(str(np.load(projection.cache_path(run, "pca"))["key"]))
-    assert key["model_sha256"] == run.manifest["files"][artifacts.MODEL_FILE]
+    assert key["model_sha256"] == run.manifest.model_sha256
 
 
 def test_other_images_invalidate_the_cache(run, images, dataset, monkeypatch):
@@ -184,7 +180,7 @@ def refuse(code: int):
 def test_read_only_run_folder_computes_without_caching(run, images, monkeypatch):
     want = projection.project_features(projection.test_features(run, None, images), "pca")
     run.path.chmod(0o555)  # read-only for everyone but root ...
-    monkeypatch.setattr(projection, "open", refuse(errno.EROFS), raising=False)  # ... and root
+    monkeypatch.setattr(artifacts, "write_atomic", refuse(errno.EROFS))  # ... and root
     try:
         got = projection.project(run, None, images, "pca")
         assert not got.from_cache
@@ -197,7 +193,7 @@ def test_read_only_run_folder_computes_without_caching(run, images, monkeypatch)
 
 
 def test_cache_folder_that_is_not_a_folder(run, images):
-    (run.path / projection.CACHE_DIR).write_text("not a folder")
+    (run.path / runcache.CACHE_DIR).write_text("not a folder")
     got = projection.project(run, None, images, "pca")
     assert not got.from_cache and got.coords.shape == (N, 2)
     assert projection.cached(run, "pca") is None
@@ -206,7 +202,7 @@ def test_cache_folder_that_is_not_a_folder(run, images):
 def test_read_only_run_folder_still_reads_its_cache(run, images, monkeypatch):
     first = projection.project(run, None, images, "pca")
     run.path.chmod(0o555)
-    monkeypatch.setattr(projection, "open", refuse(errno.EROFS), raising=False)
+    monkeypatch.setattr(artifacts, "write_atomic", refuse(errno.EROFS))
     try:
         again = projection.project(run, None, images, "pca")
     finally:
@@ -311,7 +307,7 @@ def mapped(run, images):
 
 def test_figure_has_one_trace_per_class_and_one_for_mistakes(mapped):
     proj, y_true, y_pred = mapped
-    fig = figures_map.projection_figure(proj, y_true, y_pred, CLASS_NAMES, "Map")
+    fig = figures.projection_figure(proj, y_true, y_pred, CLASS_NAMES, "Map")
     assert [t.type for t in fig.data] == ["scatter"] * 11
     assert [t.name for t in fig.data[:10]] == list(CLASS_NAMES)
     assert len({t.marker.color for t in fig.data[:10]}) == 10
@@ -347,7 +343,7 @@ def streamlit_event(fig_json: dict, picks: list[tuple[int, int]]) -> dict:
 
 def test_selected_indices_round_trip(mapped):
     proj, y_true, y_pred = mapped
-    fig = figures_map.projection_figure(proj, y_true, y_pred, CLASS_NAMES, "Map")
+    fig = figures.projection_figure(proj, y_true, y_pred, CLASS_NAMES, "Map")
     fig_json = json.loads(fig.to_json())
     wrong = np.flatnonzero(y_true != y_pred)
     first_wrong = int(wrong[0])
@@ -360,21 +356,21 @@ def test_selected_indices_round_trip(mapped):
         int(np.flatnonzero(y_true == 3)[2]),
         first_wrong,
     ]
-    assert figures_map.selected_indices(event) == want
+    assert figures.selected_indices(event) == want
     # A numpy row arrives keyed by position; attribute access as Streamlit's object allows.
     keyed = {"selection": {"points": [{"customdata": {"0": 7, "1": "Bag", "2": "Bag"}}]}}
-    assert figures_map.selected_indices(keyed) == [7]
+    assert figures.selected_indices(keyed) == [7]
 
     class Event:
         class selection:
             points = event["selection"]["points"]
 
-    assert figures_map.selected_indices(Event()) == want
+    assert figures.selected_indices(Event()) == want
     for empty in (None, {}, {"selection": {"points": []}}, {"selection": {"points": [{}]}}):
-        assert figures_map.selected_indices(empty) == []
+        assert figures.selected_indices(empty) == []
 
 
 def test_figure_rejects_mismatched_inputs(mapped):
     proj, y_true, y_pred = mapped
     with pytest.raises(ValueError, match=r"must describe the same images"):
-        figures_map.projection_figure(proj, y_true[:-1], y_pred, CLASS_NAMES, "Map")
+        figures.projection_figure(proj, y_true[:-1], y_pred, CLASS_NAMES, "Map")

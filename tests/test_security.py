@@ -7,13 +7,15 @@ import ast
 import json
 import shutil
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from core import artifacts
-from core.predict import UnsupportedModel, load_predictor
+from core.modelfile import UnsupportedModel
+from core.predict import load_predictor
 from core.preprocess import MAX_BYTES, MAX_PIXELS
 from core.text import literal
 
@@ -123,9 +125,9 @@ def replace_model(run: artifacts.Run, model) -> artifacts.Run:
     path = run.path / artifacts.MODEL_FILE
     path.unlink()
     model.save(path)
-    manifest = json.loads((run.path / artifacts.MANIFEST).read_text())
-    manifest["files"][artifacts.MODEL_FILE] = artifacts.sha256_file(path)
-    (run.path / artifacts.MANIFEST).write_text(json.dumps(manifest))
+    files = {**run.manifest.files, artifacts.MODEL_FILE: artifacts.sha256_file(path)}
+    manifest = replace(run.manifest, files=files)
+    (run.path / artifacts.MANIFEST).write_text(json.dumps(manifest.to_dict()))
     return artifacts.load_run(run.model, run.run_id, run.path.parent.parent)
 
 

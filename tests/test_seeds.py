@@ -1,10 +1,11 @@
-"""core.seeds: choosing one run per seed, spread over seeds, and the comparison paired by seed."""
+"""core.seeds: choosing one run per seed, spread over seeds, the comparison paired by seed, and
+the tables and sentences that show them."""
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,10 @@ from sklearn import metrics as skm
 from core import artifacts, seeds
 from core.artifacts import Run
 from core.data import CLASS_NAMES, NUM_CLASSES
+from core.models import MODEL_NAMES, REGISTRY
 from core.seeds import SEED_METRICS, SeedSummary
+from tests import seedtools
+from tests.seedtools import SEEDS
 
 LABELS = list(range(NUM_CLASSES))
 
@@ -41,7 +45,13 @@ def fake_run(model: str, seed: int, n: int = 300, errors: int = 30, history=None
         model=model,
         run_id=f"fake-seed{seed}",
         path=Path("/nonexistent"),
-        manifest={"protocol": {"seed": seed, "follows_report": True}},
+        manifest=seedtools.manifest(
+            model,
+            f"fake-seed{seed}",
+            seed,
+            seedtools.history(np.random.default_rng(seed)),
+            test={"n": n, "accuracy": 1 - errors / n, "loss": 0.5},
+        ),
         history=history or [],
         y_true=y_true,
         y_prob=y_prob,
@@ -90,7 +100,8 @@ def test_summarize_matches_independent_means_and_stds():
 
 def test_summarize_ignores_the_manifest_numbers():
     run = fake_run("residual", 0)
-    lying = Run(**{**run.__dict__, "manifest": {**run.manifest, "test_metrics": {"accuracy": 1}}})
+    told = replace(run.manifest.test_metrics, accuracy=1.0)
+    lying = replace(run, manifest=replace(run.manifest, test_metrics=told))
     summary = seeds.summarize({0: lying})
     assert summary.mean("accuracy") == pytest.approx(expected_metrics(run)["accuracy"])
 
@@ -173,6 +184,7 @@ def test_paired_verdict_in_the_usual_case():
         f"better in 5 of 5 seeds; paired t-test {p_text})."
     )
     assert "0.9 ± 0.2 points" in text and low > 0
+    assert result.clear
 
 
 def test_paired_verdict_names_the_better_model_first():
@@ -185,6 +197,7 @@ def test_paired_verdict_names_the_better_model_first():
     assert text.startswith("Across 3 seeds, A net is 1.5 ± 0.5 points more accurate than B net")
     assert f"95% CI {-high * 100:.1f} to {-low * 100:.1f} points" in text
     assert "better in 3 of 3 seeds" in text
+    assert result.clear  # clear of zero below it
 
 
 def test_paired_verdict_when_the_interval_crosses_zero():
@@ -196,6 +209,7 @@ def test_paired_verdict_when_the_interval_crosses_zero():
     assert "B is 0.1 ± 0.4 points more accurate than A on average" in text
     assert "better in 2 of 4 seeds" in text and "includes zero" in text
     assert "do not show" in text
+    assert not result.clear
 
 
 def test_paired_with_one_or_no_common_seed():
@@ -205,6 +219,7 @@ def test_paired_with_one_or_no_common_seed():
     text = seeds.paired_verdict_text(one, ("A", "B"))
     assert text.startswith("Only one seed (seed 3) was trained for both models: B is 1.0 points")
     assert "may not hold for other seeds" in text
+    assert not one.clear  # one seed shows no spread, whatever the difference
     none = seeds.paired(by_hand({0: (0.9, 0.3, 0.9)}), by_hand({1: (0.9, 0.3, 0.9)}))
     assert none.n == 0
     assert seeds.paired_verdict_text(none, ("A", "B")).startswith("No seed was trained for both")
@@ -276,17 +291,13 @@ def write_run(root, model, run_id, seed, follows_report=True, errors=3) -> np.nd
     with artifacts.RunWriter(model, run_id, root) as writer:
         writer.file(artifacts.MODEL_FILE).write_bytes(b"not a real model; never loaded here")
         epochs = history((1, 0.5, 0.8, 0.4, 0.85))
-        writer.file(artifacts.HISTORY_FILE).write_text(json.dumps({"epochs": epochs}))
+        writer.save_history(epochs)
         writer.file(artifacts.LIVE_LOG).write_text("")
-        with open(writer.file(artifacts.PREDICTIONS), "wb") as f:
-            np.savez_compressed(f, y_true=y_true, y_prob=y_prob)
-        protocol = {"seed": seed, "epochs": 10 if follows_report else 1, "batch_size": 32}
-        protocol |= {"train_limit": None if follows_report else 512}
+        writer.save_predictions(y_true, y_prob)
+        trained = seedtools.history(np.random.default_rng(seed))[: 10 if follows_report else 1]
+        test = {"n": n, "accuracy": 0.0, "loss": 0.0}
         writer.commit(
-            {
-                "protocol": protocol | {"follows_report": follows_report},
-                "test_metrics": {"n": n, "accuracy": 0.0, "loss": 0.0},
-            }
+            seedtools.manifest(model, run_id, seed, trained, test, quick=not follows_report)
         )
     return y_prob
 
@@ -332,3 +343,97 @@ def test_load_seed_runs_and_summarize_them(sweep_root):
     summary = seeds.summarize(runs)
     assert summary.per_seed["accuracy"].tolist() == pytest.approx([37 / 40, 35 / 40])
     assert summary.std("accuracy") == pytest.approx(statistics.stdev([37 / 40, 35 / 40]))
+
+
+# --- tables and sentences, on the seed sweep of tests/seedtools.py ------------------------------
+
+NAMES = {model: REGISTRY[model].display_name for model in MODEL_NAMES}
+COMMAND = "python -m core.train --model all --seeds 0-9"
+
+
+@pytest.fixture(scope="module")
+def expected(seed_root) -> dict[str, dict[int, dict]]:
+    return seedtools.expected_seed_metrics(seed_root)
+
+
+@pytest.fixture(scope="module")
+def summaries(seed_root) -> dict[str, SeedSummary]:
+    return seeds.summarize_collected(seeds.collect(seed_root))
+
+
+def mean_std(text: str) -> tuple[float, float]:
+    mean, std = text.split(" ± ")
+    return float(mean), float(std)
+
+
+def check_mean_std(text: str, values: list[float]) -> None:
+    mean, std = mean_std(text)
+    assert mean == pytest.approx(statistics.mean(values), abs=5.1e-5)  # shown to 4 decimals
+    assert std == pytest.approx(statistics.stdev(values), abs=5.1e-5)
+
+
+def test_seed_table_is_the_mean_and_std_of_the_report_seeds(summaries, expected):
+    table = seeds.seed_table(summaries)
+    assert list(table.index) == [NAMES[m] for m in MODEL_NAMES]
+    for model in MODEL_NAMES:
+        row = table.loc[NAMES[model]]
+        for metric, column in (("accuracy", "Test accuracy"), ("loss", "Test loss"),
+                               ("macro_f1", "Macro F1")):  # fmt: skip
+            check_mean_std(row[column], [expected[model][s][metric] for s in SEEDS])
+        assert row["Seeds"] == "3 (0, 1, 2)"  # the quick runs are left out
+
+
+def test_class_f1_table_across_seeds(summaries, expected):
+    table = seeds.class_f1_table(summaries)
+    assert list(table.index) == list(CLASS_NAMES) and table.index.name == "class"
+    for model in MODEL_NAMES:
+        for k, class_name in enumerate(table.index):
+            values = [float(expected[model][s]["class_f1"][k]) for s in SEEDS]
+            check_mean_std(table.loc[class_name, f"{NAMES[model]} F1"], values)
+
+
+def test_one_seed_in_the_tables_has_no_spread(seed_root, expected):
+    first = {0: seeds.collect(seed_root)["baseline"][0]}
+    one = {"baseline": seeds.summarize(seeds.load_seed_runs(first))}
+    (row,) = seeds.seed_table(one).to_dict(orient="records")
+    accuracy = expected["baseline"][0]["accuracy"]
+    assert row["Test accuracy"] == f"{accuracy:.4f} (one seed)" and row["Seeds"] == "1 (0)"
+    assert seeds.class_f1_table(one)[f"{NAMES['baseline']} F1"].str.endswith(" (one seed)").all()
+
+
+def test_paired_verdict_on_the_sweep_is_clear(summaries, expected):
+    diffs = [expected["residual"][s]["accuracy"] - expected["baseline"][s]["accuracy"]
+             for s in SEEDS]  # fmt: skip
+    mean, sd = statistics.mean(diffs), statistics.stdev(diffs)
+    half = stats.t.ppf(0.975, len(diffs) - 1) * sd / math.sqrt(len(diffs))
+    assert mean - half > 0  # the sweep was built so that the residual wins beyond the spread
+    seed_verdict = (
+        f"Across 3 seeds, {NAMES['residual']} is {mean * 100:.1f} ± {sd * 100:.1f} points more "
+        f"accurate than {NAMES['baseline']} (paired by seed, 95% CI {(mean - half) * 100:.1f} "
+        f"to {(mean + half) * 100:.1f} points; better in 3 of 3 seeds; "
+    )
+    verdict = seeds.paired_verdict(summaries)
+    assert verdict.text.startswith(seed_verdict), verdict.text
+    assert verdict.clear
+
+
+def test_paired_verdict_without_one_model(summaries):
+    text, clear = seeds.paired_verdict({"baseline": summaries["baseline"]})
+    assert text == (
+        f"No seed of the report's protocol was trained for {NAMES['residual']}, so the models "
+        "cannot be compared seed by seed."
+    )
+    assert not clear
+
+
+def test_more_seeds_text_says_how_many_and_how_to_get_more(seed_root):
+    collected = seeds.collect(seed_root)
+    assert seeds.has_spread(collected)
+    one = {model: dict(list(infos.items())[:1]) for model, infos in collected.items()}
+    assert not seeds.has_spread(one)
+    line = seeds.more_seeds_text(one)
+    assert line.startswith("Across seeds: Only one seed per model follows the report's protocol")
+    assert COMMAND in line and seeds.SEEDS_COMMAND == COMMAND
+    none = {model: {} for model in collected}
+    assert not seeds.has_spread(none)
+    assert seeds.more_seeds_text(none).startswith("Across seeds: No run follows")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import artifacts
+from core import artifacts, live
 from core.train import TrainConfig, main, train
 from tests.conftest import TINY
 
@@ -54,6 +54,27 @@ def test_unwritable_output_folder_is_named(tmp_path, capsys):
     assert f"cannot write to the artifacts folder {blocker / 'artifacts'}" in err
 
 
+def files_under(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")}
+
+
+def test_too_little_disk_space_is_refused_before_anything_starts(full_disk, tiny_root, capsys):
+    shutil.copytree(tiny_root / "baseline", full_disk / "baseline")
+    before = files_under(full_disk)
+    with pytest.raises(SystemExit) as info:
+        main(["--model", "all", "--out", str(full_disk)])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert (
+        f"only 50 MB free on the disk of the artifacts folder {full_disk}; training needs at "
+        "least 200 MB. Free some space there, or train into a folder on another disk with --out"
+    ) in err
+    assert files_under(full_disk) == before  # no lock, status, run folder: earlier runs untouched
+    with pytest.raises(SystemExit):
+        main(["--out", str(full_disk / "new")])
+    assert not (full_disk / "new").exists()
+
+
 def test_config_validation_and_protocol_flag():
     assert TrainConfig("baseline").follows_report
     assert not TrainConfig("baseline", train_limit=100).follows_report
@@ -74,12 +95,11 @@ def wait_for_records(
     proc: subprocess.Popen, root: Path, kind: str, count: int = 1, timeout: float = 120
 ) -> list[dict]:
     """Tail the live log of the trainer ``proc``, as the Training page does."""
-    deadline, offset, seen = time.monotonic() + timeout, 0, []
+    deadline, cursor, seen = time.monotonic() + timeout, live.Cursor(), []
     while time.monotonic() < deadline:
         status = artifacts.read_training_status("baseline", root) or {}
-        path = artifacts.live_log_path("baseline", root)
-        if status.get("pid") == proc.pid and path is not None:
-            records, offset = artifacts.read_live_log(path, offset)
+        if status.get("pid") == proc.pid:
+            records, cursor = live.follow("baseline", status.get("run_id"), root, cursor)
             seen += records
             if sum(r["type"] == kind for r in seen) >= count:
                 return seen
@@ -96,7 +116,7 @@ def test_real_run_is_followed_live_and_published_whole(tmp_path):
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     run = artifacts.load_run("baseline", root=tmp_path)
-    records, _ = artifacts.read_live_log(run.path / artifacts.LIVE_LOG)
+    records, _ = live.read_log(run.path / artifacts.LIVE_LOG)
     kinds = [r["type"] for r in records]
     assert kinds[0] == "start" and kinds[-1] == "end" and kinds.count("epoch") == 2
     steps = [r for r in records if r["type"] == "step"]
@@ -224,7 +244,7 @@ def test_stored_model_reproduces_stored_probabilities(tiny_root, dataset):
     y_prob = model.predict(normalise(dataset.x_test), batch_size=1000, verbose=0)
     np.testing.assert_allclose(y_prob, run.y_prob, atol=1e-5)
     np.testing.assert_array_equal(run.y_true, dataset.y_test)
-    assert (y_prob.argmax(1) == run.y_true).mean() == run.manifest["test_metrics"]["accuracy"]
+    assert (y_prob.argmax(1) == run.y_true).mean() == run.manifest.test_metrics.accuracy
 
 
 def test_disk_full_after_publishing_keeps_the_run_and_the_old_default(

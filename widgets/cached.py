@@ -1,8 +1,8 @@
-"""Cached reads shared by the pages: runs, metrics, comparisons, the test set, models, figures.
+"""Cached reads shared by the pages: runs, metrics, comparisons, the test set, models.
 
 Everything here is keyed on a run's identity (``run_key``: model, run id, artifacts root and
 its manifest's time stamp), built in one place, so a new or replaced run is picked up. No
-TensorFlow here.
+TensorFlow here. Cached figures: ``widgets.charts``.
 """
 
 from __future__ import annotations
@@ -96,27 +96,6 @@ def _predictor(key: RunKey):
 def predictor(run: artifacts.Run):
     """The run's model for fast inference (numpy; one shared, read-only copy per server)."""
     return _predictor(run_key(run))
-
-
-@st.cache_resource(show_spinner=False, max_entries=256)
-def _figure(builder: str, *args, **kwargs):
-    import importlib
-
-    from core import figures
-
-    module, _, name = builder.rpartition(".")
-    source = importlib.import_module(f"core.{module}") if module else figures
-    return getattr(source, name)(*args, **kwargs)
-
-
-def figure(builder: str, *args, **kwargs):
-    """``core.figures.<builder>(*args, **kwargs)`` (or ``core.<module>.<builder>`` when named
-    "module.builder"), built once per distinct input and shared.
-
-    Plotly validates every property as a figure is built (50-400 ms for ours), which would be
-    paid again on every click; hashing the inputs costs a few ms. Shared: never modify it.
-    """
-    return _figure(builder, *args, **kwargs)
 
 
 def predictor_cache_clear() -> None:

@@ -11,9 +11,7 @@ import streamlit as st
 from core import artifacts
 from core.models import MODEL_NAMES, REGISTRY
 from core.text import literal
-from widgets import cached
-
-TRAINING_PAGE = "pages/training.py"
+from widgets import cached, nav
 
 
 # Session-state keys, defined once.
@@ -31,45 +29,9 @@ def list_runs(model: str, root: str) -> list[artifacts.RunInfo]:
     return artifacts.list_runs(model, root)
 
 
-def _run_label(info: artifacts.RunInfo) -> str:
-    m = info.manifest
-    p = m["protocol"]
-    parts = [
-        info.run_id[:15].replace("-", " ", 1),
-        f"seed {p['seed']}",
-        f"acc {m['test_metrics']['accuracy']:.4f}",
-    ]
-    if not p.get("follows_report"):
-        parts.append(f"quick: {p['epochs']} ep, {p['train_images']} img")
-    if info.is_default:
-        parts.append("default")
-    return " · ".join(parts)
-
-
-def _leave_legacy_navigation() -> None:
-    """Route a deep link on a fresh server through dashboard.py.
-
-    Until some session has run ``st.navigation``, Streamlit treats a ``pages/`` folder as its
-    legacy multipage app and runs a deep-linked page (say ``/confusion``) on its own: no page
-    config, the legacy sidebar. Leaving that mode and rerunning lets the router take over.
-    Once per process: AppTest resets the mode before every run, and a rerun there would drop
-    the widget event being tested.
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    global _left_legacy_navigation
-    if PagesManager.uses_pages_directory and not _left_legacy_navigation:
-        _left_legacy_navigation = True
-        PagesManager.uses_pages_directory = False
-        st.rerun()
-
-
-_left_legacy_navigation = False
-
-
 def selected_runs() -> dict[str, artifacts.Run | None]:
     """Draw the sidebar run picker and return the chosen verified run of every model."""
-    _leave_legacy_navigation()
+    nav.route_deep_link()
     root = str(artifacts.artifacts_root())
     chosen: dict[str, artifacts.Run | None] = {}
     st.sidebar.markdown("**Runs shown**")
@@ -90,7 +52,7 @@ def selected_runs() -> dict[str, artifacts.Run | None]:
                 REGISTRY[model].display_name,
                 options,
                 index=options.index(current),
-                format_func=lambda rid, good=good: _run_label(good[rid]),
+                format_func=lambda rid, good=good: good[rid].label(compact=True),
                 key=picker_key(model),
                 on_change=_remember, args=(model,),
             )  # fmt: skip
@@ -103,7 +65,7 @@ def selected_runs() -> dict[str, artifacts.Run | None]:
             with st.sidebar.expander(f"{len(damaged)} damaged {model} run(s)"):
                 for info in damaged:
                     st.text(f"{info.run_id}: {info.problem}")
-                st.page_link(TRAINING_PAGE, label="Retrain", icon=":material/model_training:")
+                st.page_link(nav.TRAINING, label="Retrain", icon=":material/model_training:")
     return chosen
 
 
@@ -144,7 +106,7 @@ def require_runs(runs: dict[str, artifacts.Run | None], needed=MODEL_NAMES) -> N
             f"No usable run of {' and '.join(never)} yet. Train one on the Training page "
             "(or regenerate the shipped runs: `python -m core.train --model all`)."
         )
-    st.page_link(TRAINING_PAGE, label="Go to Training", icon=":material/model_training:")
+    st.page_link(nav.TRAINING, label="Go to Training", icon=":material/model_training:")
     st.stop()
 
 

@@ -1,18 +1,18 @@
-"""The projection map as a Plotly figure, and reading a Streamlit selection on it back to images.
+"""The projection map: every test image as a dot, coloured by its true class.
 
 No maths: ``core.projection`` computes the coordinates, ``core.metrics`` the predictions. The
-page passes ``on_select="rerun", selection_mode="points"`` to
-``st.plotly_chart`` and turns the event into test-image indices with ``selected_indices``.
+page passes ``on_select="rerun", selection_mode="points"`` to ``st.plotly_chart`` and turns the
+event into test-image indices with ``selection.selected_indices``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 
-from core.figures import _apply_layout, selected_points
+from core.figures.style import apply_layout
 from core.projection import Projection
 
 # CARTO "Safe" (plotly.colors.qualitative.Safe), made to stay distinct with colour-vision
@@ -107,7 +107,7 @@ def projection_figure(
     # The axes' units mean nothing by themselves; only distances between points do.
     fig.update_xaxes(title=x_title, showticklabels=False, zeroline=False)
     fig.update_yaxes(title=y_title, showticklabels=False, zeroline=False)
-    return _apply_layout(
+    return apply_layout(
         fig,
         title,
         height=600,
@@ -116,26 +116,3 @@ def projection_figure(
         hovermode="closest",
         legend_itemsizing="constant",
     )
-
-
-def selected_indices(selection_event) -> list[int]:
-    """Test-image indices of the points selected in ``projection_figure``, in selection order,
-    each once (an image can be selected both as its class's dot and as a mistake's ring)."""
-    indices: list[int] = []
-    seen: set[int] = set()
-    for point in selected_points(selection_event):
-        if not isinstance(point, Mapping):
-            continue
-        data = point.get("customdata")
-        if isinstance(data, Mapping):  # a numpy row arrives keyed by position: {"0": .., ...}
-            data = [data[key] for key in sorted(data, key=int)]
-        if isinstance(data, Sequence) and not isinstance(data, str) and data:
-            data = data[0]
-        try:
-            index = int(data)
-        except (TypeError, ValueError):
-            continue
-        if index >= 0 and index not in seen:
-            seen.add(index)
-            indices.append(index)
-    return indices

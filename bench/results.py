@@ -266,6 +266,57 @@ def protocol_section(entry: dict) -> list[str]:
     return lines
 
 
+def _loads(values: list[float] | None) -> str:
+    return "–" if not values else " / ".join(f"{v:.2f}" for v in values)
+
+
+def steadiness_section(entry: dict) -> list[str]:
+    res = entry["result"]
+    quiet, m, ref = res["quiet"], entry.get("machine") or {}, res["reference"]
+    cpu = res.get("cpu") or {}
+    where = (f"{m.get('cpu', '?')} ({cpu.get('family_model', '?')}), {m.get('cores', '?')} cores"
+             f"{', AVX-512' if cpu.get('avx512') else ''}")  # fmt: skip
+    if quiet["quiet"]:
+        calm = (f"Measured on a quiet machine (waited {quiet['waited_s']} s until no other "
+                "pytest / core.train / bench process ran and the 1-minute load was below 0.6).")  # fmt: skip
+    else:
+        calm = (f"**The machine never got quiet** (waited {quiet['waited_s']} s; load "
+                f"{quiet.get('load', 0):.2f}, still running: "
+                f"{'; '.join(f'`{o}`' for o in quiet['others'][:3]) or 'nothing'}): measured "
+                "anyway, so the spread includes other people's work.")  # fmt: skip
+    lines = ["## 6. Training steadiness: the trainer's fit in fresh processes, by thread setting",
+             "", _stamp(entry), "",
+             f"Machine: {where}. Every process is a fresh `python -m bench.steadiness_worker`: "
+             "core.train's fit (baseline, seed 0, Adam, `steps_per_execution(50)`, oneDNN on, the "
+             f"real training set, batch 32); {res['warmup_batches']} warm-up batches (graph "
+             f"tracing included), then {res['timed_batches']} timed batches: **steady ms per "
+             "batch**. Cores busy: the process's CPU time ÷ wall time over the timed batches. "
+             f"{res['processes']} processes per setting, round-robin (the order rotates every "
+             f"round). Reference: the `{ref}` setting's median. Loss difference: the largest "
+             "difference of the running loss at every 50-batch execution from the first "
+             f"`{ref}` process (same seed, same data order).", "", calm,
+             f"1-minute / 5-minute / 15-minute load average before {_loads(res['load_before'])}, "
+             f"after {_loads(res.get('load_after'))}.", "",
+             "| setting | what it sets | processes | **ms/batch median** | min – max | p25 – p75 "
+             f"| ÷ {ref} median | cores busy median (min – max) | threads | largest loss "
+             "difference |", "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name, s in res["summary"].items():
+        about = res["settings"].get(name, {}).get("about", "")
+        lines.append(
+            f"| {name} | {about} | {s['processes']} | **{s['ms_median']:.1f}** | "
+            f"{s['ms_min']:.1f} – {s['ms_max']:.1f} | {s['ms_p25']:.1f} – {s['ms_p75']:.1f} | "
+            f"{_x(s['ratio'])} | {s['cores_busy_median']:.2f} ({s['cores_busy_min']:.2f} – "
+            f"{s['cores_busy_max']:.2f}) | {s['threads_median']:.0f} | {s['loss_diff_max']:.1e} |"
+        )
+    lines += ["", "Every process, ms per batch (cores busy), in run order:", ""]
+    for name, runs in res["runs"].items():
+        text = ", ".join(f"{r['ms_per_batch']:.1f} ({r['cores_busy']:.2f})" for r in runs)
+        lines.append(f"- {name}: {text}")
+    if res.get("notes"):
+        lines += ["", *res["notes"]]
+    return lines
+
+
 def render(saved: dict, about: dict) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in about["versions"].items())
     lines = ["# Benchmarks", "",
@@ -295,6 +346,8 @@ def render(saved: dict, about: dict) -> str:
         lines += [*dashboard_section(saved["dashboard"], targets), ""]
     if "protocol" in saved:
         lines += [*protocol_section(saved["protocol"]), ""]
+    if "steadiness" in saved:
+        lines += [*steadiness_section(saved["steadiness"]), ""]
     lines += findings(saved, about)
     if targets:
         lines += ["## Targets", "", "| target | goal | measured | met |", "|---|---|---|---|"]
