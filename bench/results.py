@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bench.common import median, percentile
+from bench.steadiness import CALM_STEAL, analysis, summarise
 
 COMMAND = "python -m bench"
 
@@ -298,31 +299,81 @@ def steadiness_section(entry: dict) -> list[str]:
              f"1-minute / 5-minute / 15-minute load average before {_loads(res['load_before'])}, "
              f"after {_loads(res.get('load_after'))}.", "",
              "| setting | what it sets | processes | **ms/batch median** | min – max | p25 – p75 "
-             f"| ÷ {ref} median | cores busy median (min – max) | threads | largest loss "
-             "difference |", "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for name, s in res["summary"].items():
+             f"| ÷ {ref} median | cores busy median (min – max) | CPU ms per batch | host steal, "
+             f"cores: median (max) | ms/batch of the calm processes (steal < {CALM_STEAL}) | "
+             "threads | largest loss difference |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name, s in summarise(res["runs"], ref).items():
         about = res["settings"].get(name, {}).get("about", "")
+        calm_ms = ", ".join(f"{v:.1f}" for v in s["calm_ms"]) or "none"
         lines.append(
             f"| {name} | {about} | {s['processes']} | **{s['ms_median']:.1f}** | "
             f"{s['ms_min']:.1f} – {s['ms_max']:.1f} | {s['ms_p25']:.1f} – {s['ms_p75']:.1f} | "
             f"{_x(s['ratio'])} | {s['cores_busy_median']:.2f} ({s['cores_busy_min']:.2f} – "
-            f"{s['cores_busy_max']:.2f}) | {s['threads_median']:.0f} | {s['loss_diff_max']:.1e} |"
+            f"{s['cores_busy_max']:.2f}) | {s['cpu_ms_per_batch']:.1f} | {s['steal_median']:.2f} "
+            f"({s['steal_max']:.2f}) | {calm_ms} | {s['threads_median']:.0f} | "
+            f"{s['loss_diff_max']:.1e} |"
         )
-    lines += ["", "Every process, ms per batch (cores busy), in run order:", ""]
+    lines += ["", "Every process, ms per batch (cores busy / host steal), in run order:", ""]
     for name, runs in res["runs"].items():
-        text = ", ".join(f"{r['ms_per_batch']:.1f} ({r['cores_busy']:.2f})" for r in runs)
+        text = ", ".join(f"{r['ms_per_batch']:.1f} ({r['cores_busy']:.2f} / "
+                         f"{r.get('steal_cores', 0):.2f})" for r in runs)  # fmt: skip
         lines.append(f"- {name}: {text}")
-    if res.get("notes"):
-        lines += ["", *res["notes"]]
+    return [*lines, "", *_steadiness_cause(res, ref)]
+
+
+def _steadiness_cause(res: dict, ref: str) -> list[str]:
+    """Why processes are fast or slow, from the figures above."""
+    a, summary = analysis(res["runs"]), summarise(res["runs"], ref)
+    r = a["steal_ms_correlation"]
+    rounds = ", ".join(f"{ms:.1f} ({st:.2f})"
+                       for ms, st in zip(a["round_ms_median"], a["round_steal_median"],
+                                         strict=True))  # fmt: skip
+    calm = {n: median(s["calm_ms"]) for n, s in summary.items() if s["calm_ms"]}
+    best = min(calm, key=calm.get) if calm else None
+    steadiest = min(summary, key=lambda n: summary[n]["ms_p75"] - summary[n]["ms_p25"])
+    st = summary[steadiest]
+    lines = ["**Why a process is fast or slow.** Host steal is the CPU time the hypervisor gave "
+             "to others while this machine's CPUs wanted to run (`/proc/stat`, invisible to the "
+             "load average), in cores, over each process's timed batches. Over all "
+             f"{a['processes']} processes, ms per batch follows it with Pearson r = "
+             f"{'–' if r is None else format(r, '.2f')}; cores busy + steal stays at "
+             f"{a['busy_plus_steal_median']:.2f} cores (median; {a['busy_plus_steal_min']:.2f} – "
+             f"{a['busy_plus_steal_max']:.2f}): a slow process is one the host left about one "
+             "core. The slow spells follow the clock, not the setting: median ms per batch "
+             f"(host steal) of each round, all settings together: {rounds}.",
+             "", f"- Calm processes (steal < {CALM_STEAL} cores, {a['calm_processes']} of "
+             f"{a['processes']}): `{ref}` "
+             + (f"{median(summary[ref]['calm_ms']):.1f} ms median" if ref in calm else "none")
+             + (f", the best setting `{best}` {calm[best]:.1f}." if best else "."),
+             f"- Steadiest: `{steadiest}` (p25 – p75 {st['ms_p25']:.1f} – {st['ms_p75']:.1f} ms, "
+             f"{st['cpu_ms_per_batch']:.1f} CPU ms per batch against `{ref}`'s "
+             f"{summary[ref]['cpu_ms_per_batch']:.1f}), largest loss difference "
+             f"{st['loss_diff_max']:.1e} from `{ref}`"
+             + (" (same results)." if st["loss_diff_max"] == 0 else
+                " (not the same results: a different order of float sums from the first "
+                "batches on).")]  # fmt: skip
+    lines += ["- Threading runtime: this TensorFlow's oneDNN runs on TensorFlow's own (Eigen) "
+              "intra-op pool, not OpenMP: `libtensorflow_cc` / `libtensorflow_framework` import "
+              "no `omp_*`, `GOMP_*` or `__kmpc_*` symbol (the `libgomp` in the process is "
+              "scikit-learn's, loaded by Keras' scikit-learn wrappers, idle during `fit`), so "
+              "`OMP_NUM_THREADS` / `KMP_*` cannot change the mode and are not measured. "
+              "Intra-op 2 / inter-op 2 is what TensorFlow already uses on 2 cores.",
+              "- core.train keeps TensorFlow's thread defaults: no setting makes a process fast "
+              "while the host takes a core, and the only steadier one (one intra-op thread) "
+              "changes the numbers, so the same seed would no longer give the runs trained so "
+              "far."]  # fmt: skip
     return lines
 
 
 def render(saved: dict, about: dict) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in about["versions"].items())
     lines = ["# Benchmarks", "",
-             f"Run them with `{COMMAND}` (all parts but `protocol`, about 20 minutes on 2 cores), "
+             f"Run them with `{COMMAND}` (all parts but `protocol` and `steadiness`, about 20 "
+             "minutes on 2 cores), "
              f"`{COMMAND} --quick` (a few minutes), or `{COMMAND} --only "
-             "training,evaluation,interactive,dashboard,protocol` (any of them). The tables below "
+             "training,evaluation,interactive,dashboard,protocol,steadiness` (any of them). The "
+             "tables below "
              "are rendered from `bench/results.json`; running one part replaces only its own "
              "section.", "",
              "Every figure is a ratio against a reference measured in the same run on the same "

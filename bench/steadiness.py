@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import statistics
 import subprocess
 import time
 from pathlib import Path
@@ -41,7 +42,10 @@ SETTINGS: dict[str, dict] = {
 # Not worth a slot: OMP_NUM_THREADS / KMP_* (this build's oneDNN runs on TensorFlow's own
 # thread pool, not OpenMP: libtensorflow_cc imports no omp_* / GOMP_* / __kmpc_* symbol), and
 # intra-op 2 / inter-op 2 (what TensorFlow's default already is on 2 cores).
+# run by default: the diagnostic (threads_pinned) only when asked for, to keep the part near 10 min
+DEFAULT_NAMES = [n for n in SETTINGS if n != "threads_pinned"]
 REFERENCE = "default"
+CALM_STEAL = 0.15  # cores the host took from this machine, below which a process counts as calm
 BUSY = ("pytest", "core.train", "bench")  # what counts as another heavy process
 QUIET_LOAD = 0.6
 
@@ -129,14 +133,43 @@ def summarise(runs: dict[str, list[dict]], reference: str = REFERENCE) -> dict:
             "cores_busy_max": max(r["cores_busy"] for r in results),
             "threads_median": median([r["threads"] for r in results]),
             "loss_diff_max": max(loss_difference(r["losses"], ref_losses) for r in results),
+            "cpu_ms_per_batch": median([r["cores_busy"] * r["ms_per_batch"] for r in results]),
+            "steal_median": median([r.get("steal_cores", 0.0) for r in results]),
+            "steal_max": max(r.get("steal_cores", 0.0) for r in results),
+            "calm_ms": [
+                r["ms_per_batch"] for r in results if r.get("steal_cores", 0.0) < CALM_STEAL
+            ],
         }
     return out
+
+
+def analysis(runs: dict[str, list[dict]]) -> dict:
+    """What all processes together say about the cause: how closely ms per batch follows the
+    CPU time the host took from this machine (steal), what cores busy + steal come to, and
+    whether slow spells follow the round (time) rather than the setting."""
+    every = [r for results in runs.values() for r in results]
+    ms = [r["ms_per_batch"] for r in every]
+    steal = [r.get("steal_cores", 0.0) for r in every]
+    total = [r["cores_busy"] + s for r, s in zip(every, steal, strict=True)]
+    rounds = sorted({r["round"] for r in every})
+    by_round = [[r for r in every if r["round"] == i] for i in rounds]
+    try:
+        correlation = statistics.correlation(steal, ms)
+    except statistics.StatisticsError:  # fewer than two processes, or no steal at all
+        correlation = None
+    return {"processes": len(every), "steal_ms_correlation": correlation,
+            "busy_plus_steal_median": median(total), "busy_plus_steal_min": min(total),
+            "busy_plus_steal_max": max(total),
+            "calm_processes": sum(s < CALM_STEAL for s in steal),
+            "round_ms_median": [median([r["ms_per_batch"] for r in rs]) for rs in by_round],
+            "round_steal_median": [median([r.get("steal_cores", 0.0) for r in rs])
+                                   for rs in by_round]}  # fmt: skip
 
 
 def run(processes: int, warmup: int, timed: int, wait_s: float, log=print,
         names: list[str] | None = None) -> dict:  # fmt: skip
     """``processes`` fresh workers per setting, interleaved round-robin (the order rotates)."""
-    names = list(names or SETTINGS)
+    names = list(names or DEFAULT_NAMES)
     quiet = wait_quiet(wait_s, log=log)
     if not quiet["quiet"]:
         log("  steadiness: the machine never got quiet; measuring anyway")
@@ -155,5 +188,6 @@ def run(processes: int, warmup: int, timed: int, wait_s: float, log=print,
     out["load_after"] = list(os.getloadavg())
     out["others_after"] = others_busy()
     out["summary"] = summarise(runs)
+    out["analysis"] = analysis(runs)
     out["runs"] = runs
     return out

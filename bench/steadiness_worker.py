@@ -78,7 +78,8 @@ def main(argv: list[str]) -> None:
     setting, warmup, timed = json.loads(argv[0]), int(argv[1]), int(argv[2])
     if setting.get("affinity") == "all":
         os.sched_setaffinity(0, os.sched_getaffinity(0))  # every CPU, before any TF thread
-    from core.train import LR, configure_compute, steps_per_execution
+    from core.compute import configure_compute, steps_per_execution
+    from core.train import LR
 
     configure_compute()
     import keras

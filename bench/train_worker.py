@@ -23,10 +23,11 @@ def main(argv: list[str]) -> None:
     limit = int(argv[3]) if len(argv) > 3 else None
     compute = {}
     if mode == "tuned":
-        from core.train import TrainConfig, compute_settings, configure_compute
+        from core.compute import compute_settings, configure_compute
+        from core.train import TrainConfig
 
         configure_compute()
-        compute = compute_settings(TrainConfig(model_name))  # the default log interval
+        compute = compute_settings(TrainConfig(model_name).log_every)  # the default log interval
     elif mode != "plain":
         raise SystemExit(f"unknown mode {mode!r}")
     import keras

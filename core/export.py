@@ -23,11 +23,12 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from core import calibration, power, seeds
+from core import calibration, power, seeds, selective
 from core import comparison as comparison_tables
 from core.artifacts import Run
 from core.data import CLASS_NAMES
 from core.figures import (
+    accuracy_coverage_figure,
     confusion_figure,
     f1_bars_figure,
     reliability_figure,
@@ -50,6 +51,7 @@ ROC_TITLE = "ROC curve for Shirt"
 F1_TITLE = "Per-class precision, recall and F1"
 TRAINING_TITLE = "Training curves"
 CALIBRATION_TITLE = "Calibration"
+ABSTAIN_TITLE = "When should a model abstain?"
 SEEDS_TITLE = "Seeds"
 EXPORT_TITLE = "Fashion-MNIST: baseline vs residual CNN"
 
@@ -381,6 +383,22 @@ def _calibration_section(runs: Mapping[str, Run], names: Mapping[str, str]) -> S
     )
 
 
+def _abstain_section(runs: Mapping[str, Run], names: Mapping[str, str]) -> Section:
+    """Selective prediction at the ROC page's default threshold, the AURC and top-k accuracy."""
+    curves = {key: selective.risk_coverage(run.y_true, run.y_prob) for key, run in runs.items()}
+    points = {key: selective.abstain(curve, selective.THRESHOLD) for key, curve in curves.items()}
+    top_k = {key: selective.top_k_accuracy(run.y_true, run.y_prob) for key, run in runs.items()}
+    return Section(
+        ABSTAIN_TITLE,
+        [
+            *(selective.abstention_text(names[key], point) for key, point in points.items()),
+            selective.SELECTIVE_CAPTION,
+        ],
+        [selective.aurc_table(curves), selective.top_k_table(top_k)],
+        [accuracy_coverage_figure(curves, points, names)],
+    )
+
+
 def _seeds_section(collected: seeds.Collected) -> Section:
     if not seeds.has_spread(collected):
         return Section(SEEDS_TITLE, [seeds.more_seeds_text(collected)])
@@ -406,6 +424,7 @@ def export_sections(runs: Mapping[str, Run], root: Path | str) -> list[Section]:
     names = {key: display_name(key) for key in runs}
     sections = comparison_sections(runs, names)
     sections.append(_calibration_section(runs, names))
+    sections.append(_abstain_section(runs, names))
     sections.append(_seeds_section(seeds.collect(root)))
     return sections
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from core import artifacts, live
+from core.compute import compute_settings, configure_compute, library_versions
 from core.data import Dataset, DatasetError, load_dataset, normalise, one_hot
 from core.manifest import (
     Compute,
@@ -145,79 +146,6 @@ def _make_callback(log: live.LiveLog, config: TrainConfig, steps_per_epoch: int,
 
 # ----------------------------------------------------------------------------------------------
 # Compute settings: how TensorFlow runs the same protocol faster on a small CPU (bench/results.md).
-# Any Keras backend trains (KERAS_BACKEND=jax on a machine without TensorFlow); TensorFlow with
-# oneDNN is the default because it is the fastest on CPU here (JAX's step: ~1.5x slower).
-
-MAX_STEPS_PER_EXECUTION = 50
-
-
-def steps_per_execution(log_every: int) -> int:
-    """Batches Keras runs per call into the compiled graph: the largest divisor of the log
-    interval up to MAX_STEPS_PER_EXECUTION, so live-log records fall on the same steps."""
-    return max(
-        d for d in range(1, min(log_every, MAX_STEPS_PER_EXECUTION) + 1) if log_every % d == 0
-    )
-
-
-def configure_compute() -> None:
-    """Turn on oneDNN's kernels for this process, if TensorFlow has not started yet.
-
-    oneDNN is off by default on AMD CPUs; its convolutions take 12-16% less CPU time per training
-    batch here (bench/results.md, section 0). TensorFlow reads the switch once, when imported,
-    so ``python -m core.train`` sets it first thing (a process that imports this module keeps
-    its own setting); ``TF_ENABLE_ONEDNN_OPTS=0`` is respected. Other backends ignore it.
-    TensorFlow's own thread pools (one thread per core) measured best and are left alone.
-    """
-    if "tensorflow" not in sys.modules:
-        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-
-
-def compute_settings(config: TrainConfig) -> dict:
-    """How this process runs the protocol (speed only, not the protocol): for the manifest.
-
-    ``onednn`` is TensorFlow's switch: false on any other Keras backend, whatever the variable
-    says. Imports Keras (and so its backend): call ``configure_compute`` first.
-    """
-    import keras
-
-    switch = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "0").strip().lower() in ("1", "true")
-    onednn = switch and keras.backend.backend() == "tensorflow"
-    return {"onednn": onednn, "steps_per_execution": steps_per_execution(config.log_every)}
-
-
-# The libraries behind each Keras backend, whose own versions a manifest records.
-BACKEND_LIBRARIES = {
-    "tensorflow": ("tensorflow",),
-    "jax": ("jax", "jaxlib"),
-    "torch": ("torch",),
-    "openvino": ("openvino",),
-    "numpy": (),  # numpy is recorded anyway
-}
-
-
-def _versions() -> dict[str, str]:
-    """The libraries that trained the run: only the backend's own (tensorflow, or jax and
-    jaxlib, ...), so a run trained without TensorFlow names none."""
-    import importlib
-
-    import keras
-    import sklearn
-
-    backend = keras.backend.backend()
-    libraries = {
-        name: str(importlib.import_module(name).__version__)  # imported already by Keras
-        for name in BACKEND_LIBRARIES.get(backend, (backend,))
-    }
-    return {
-        "python": platform.python_version(),
-        **libraries,
-        "keras": keras.__version__,
-        "keras_backend": backend,
-        "numpy": np.__version__,
-        "scikit-learn": sklearn.__version__,
-    }
-
-
 def train(
     config: TrainConfig,
     data: Dataset | None = None,
@@ -248,7 +176,7 @@ def train(
 def _train_locked(config, spec, data, root, make_default, listener, stop) -> Path:
     import keras
 
-    compute = compute_settings(config)
+    compute = compute_settings(config.log_every)
     run_id = artifacts.new_run_id(config.seed)
     status = {"pid": os.getpid(), "run_id": run_id, "config": asdict(config)}
     artifacts.write_training_status(config.model, {**status, "state": "training"}, root)
@@ -328,7 +256,7 @@ def _train_locked(config, spec, data, root, make_default, listener, stop) -> Pat
                 follows_report=config.follows_report,
                 test_evaluation="after every epoch, held-out monitoring only",
             ),
-            versions=_versions(),
+            versions=library_versions(),
             compute=Compute(**compute),  # speed only: the protocol above is unchanged
             machine=Machine(platform=platform.platform(), cpus=os.cpu_count()),
             dataset=DatasetRecord(source=data.source, sha256=data.sha256),

@@ -9,9 +9,10 @@ import pytest
 from bench import flops, machine, results
 from bench.common import percentile
 from core import artifacts, live
+from core.compute import steps_per_execution
 from core.models import MODEL_NAMES
 from core.predict import load_predictor
-from core.train import TrainConfig, steps_per_execution, train
+from core.train import TrainConfig, train
 from tests.conftest import TINY
 
 

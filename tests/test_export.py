@@ -12,9 +12,9 @@ import plotly.graph_objects as go
 import pytest
 from scipy import stats
 
-from core import artifacts, calibration, export, power, seeds
+from core import artifacts, calibration, export, power, seeds, selective
 from core.metrics import evaluate
-from core.models import MODEL_NAMES, model_label
+from core.models import MODEL_NAMES, display_name, model_label
 
 HOSTILE = "<script>alert(1)</script>"
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source"}
@@ -274,7 +274,7 @@ def test_export_html_in_one_call(runs, tiny_root):
     ev = evaluate(runs["residual"].y_true, runs["residual"].y_prob)
     assert f"{ev.accuracy:.4f}" in "".join(page.text)
     # The tiny runs follow no report protocol: the seeds section says how to get some.
-    assert page.h2[-2:] == [export.CALIBRATION_TITLE, export.SEEDS_TITLE]
+    assert page.h2[-3:] == [export.CALIBRATION_TITLE, export.ABSTAIN_TITLE, export.SEEDS_TITLE]
     assert seeds.more_seeds_text(seeds.collect(tiny_root)) in page.text
 
 
@@ -300,3 +300,21 @@ def test_export_holds_every_section_and_opens_offline(seed_root):
     assert html.count(power.seed_power_text(summaries)) == 1  # in the Seeds section only
     # The calibration text names the models as the page does.
     assert "Residual CNN is more accurate than Baseline CNN" in html
+
+
+def test_export_says_when_each_model_would_abstain(runs, tiny_root):
+    """The abstention section: each model's share answered at the default threshold, counted
+    here by hand, and top-2 accuracy counted over argsort."""
+    html = export.export_html(runs, tiny_root)
+    for model, run in runs.items():
+        prob = run.y_prob / run.y_prob.sum(axis=1, keepdims=True)
+        sure = prob.max(axis=1) >= selective.THRESHOLD
+        right = prob.argmax(axis=1) == run.y_true
+        if sure.any():
+            expected = (f"answering {sure.mean():.1%} of the images ({int(sure.sum()):,} of "
+                        f"{len(sure):,}), accuracy is {right[sure].mean():.2%}.")  # fmt: skip
+        else:
+            expected = f"answers none of the {len(sure):,}."
+        assert f"{display_name(model)} at ≥ 90% confidence:" in html and expected in html
+        top2 = np.mean([y in np.argsort(-p)[:2] for y, p in zip(run.y_true, prob, strict=True)])
+        assert f">{top2:.4f}<" in html  # the top-k table's cell, four decimals

@@ -11,16 +11,19 @@ from bench import machine, results, steadiness
 from bench.steadiness_worker import cpu_by_name
 
 
-def _run(ms: float, cores: float, losses: list[float], threads: int = 18) -> dict:
+def _run(ms: float, cores: float, losses: list[float], threads: int = 18, steal: float = 0.0,
+         round_: int = 0) -> dict:  # fmt: skip
     return {"ms_per_batch": ms, "cores_busy": cores, "threads": threads, "losses": losses,
-            "ms_per_execution": [ms], "thread_cpu": {}, "busy_threads": [], "round": 0,
-            "load_1min": 0.2}  # fmt: skip
+            "ms_per_execution": [ms], "thread_cpu": {}, "busy_threads": [], "round": round_,
+            "steal_cores": steal, "load_1min": 0.2}  # fmt: skip
 
 
 RUNS = {
-    "default": [_run(10.0, 1.75, [1.0, 0.5]), _run(17.0, 1.3, [1.0, 0.5]),
-                _run(12.0, 1.7, [1.0, 0.5 + 1e-7])],
-    "pinned": [_run(11.0, 1.8, [1.0, 0.5]), _run(9.0, 1.8, [1.0, 0.52], threads=20)],
+    "default": [_run(10.0, 1.75, [1.0, 0.5], steal=0.05),
+                _run(17.0, 1.0, [1.0, 0.5], steal=0.8, round_=1),
+                _run(12.0, 1.5, [1.0, 0.5 + 1e-7], steal=0.3, round_=2)],
+    "pinned": [_run(11.0, 1.5, [1.0, 0.5], steal=0.3),
+               _run(9.0, 1.8, [1.0, 0.52], threads=20, round_=1)],
 }  # fmt: skip
 
 
@@ -35,12 +38,24 @@ def test_summary_is_against_the_default_median():
     assert (d["processes"], d["ms_median"], d["ms_min"], d["ms_max"]) == (3, 12.0, 10.0, 17.0)
     assert d["ms_p25"] == pytest.approx(11.0) and d["ms_p75"] == pytest.approx(14.5)
     assert d["ratio"] == 1.0 and p["ratio"] == pytest.approx(10.0 / 12.0)
-    assert d["cores_busy_median"] == 1.7 and (d["cores_busy_min"], d["cores_busy_max"]) == (
-        1.3,
-        1.75,
-    )
+    assert (d["cores_busy_median"], d["cores_busy_min"], d["cores_busy_max"]) == (1.5, 1.0, 1.75)
     assert d["loss_diff_max"] == pytest.approx(1e-7) and p["loss_diff_max"] == pytest.approx(0.02)
     assert p["threads_median"] == 19
+    assert d["cpu_ms_per_batch"] == pytest.approx(17.5)  # median of 17.5, 17.0 and 18.0
+    assert (d["steal_median"], d["steal_max"], d["calm_ms"]) == (0.3, 0.8, [10.0])
+    assert p["calm_ms"] == [9.0]
+
+
+def test_analysis_relates_speed_to_host_steal_and_to_time():
+    a = steadiness.analysis(RUNS)
+    assert a["processes"] == 5 and a["calm_processes"] == 2
+    assert a["steal_ms_correlation"] > 0.9  # the slow processes are the ones the host took from
+    assert a["busy_plus_steal_median"] == pytest.approx(1.8)
+    assert a["busy_plus_steal_min"] == pytest.approx(1.8) and a["busy_plus_steal_max"] == 1.8
+    assert a["round_ms_median"] == [10.5, 13.0, 12.0]  # rounds 0, 1, 2
+    assert a["round_steal_median"] == [pytest.approx(0.175), pytest.approx(0.4), 0.3]
+    no_steal = {"default": [_run(10.0, 1.7, [1.0]), _run(12.0, 1.7, [1.0])]}
+    assert steadiness.analysis(no_steal)["steal_ms_correlation"] is None
 
 
 def test_processes_run_round_robin_and_wait_for_quiet(monkeypatch):
@@ -48,7 +63,7 @@ def test_processes_run_round_robin_and_wait_for_quiet(monkeypatch):
 
     def fake_worker(name, warmup, timed):
         order.append(name)
-        return _run(10.0, 1.5, [1.0])
+        return _run(10.0 + len(order), 1.5, [1.0], steal=0.01 * len(order))
 
     monkeypatch.setattr(steadiness, "_worker", fake_worker)
     monkeypatch.setattr(steadiness, "others_busy", lambda: ["123 python -m pytest"])
@@ -58,8 +73,10 @@ def test_processes_run_round_robin_and_wait_for_quiet(monkeypatch):
                      "pinned", "default", "intra2_inter1"]  # fmt: skip
     assert res["quiet"]["quiet"] is False and res["quiet"]["others"] == ["123 python -m pytest"]
     assert [r["round"] for r in res["runs"]["pinned"]] == [0, 1, 2]
-    assert len(res["load_before"]) == 3 and set(res["summary"]) == {"default", "intra2_inter1",
-                                                                     "pinned"}  # fmt: skip
+    assert len(res["load_before"]) == 3 and len(res["load_after"]) == 3
+    assert set(res["summary"]) == {"default", "intra2_inter1", "pinned"}
+    assert res["analysis"]["processes"] == 9
+    assert "threads_pinned" not in steadiness.DEFAULT_NAMES  # a diagnostic, only when asked for
 
 
 def test_others_busy_leaves_out_this_process_and_its_parents():
@@ -85,8 +102,7 @@ def test_report_renders_the_steadiness_table(quiet):
                   "load": 1.5},
         "cpu": {"family_model": "family 25, model 1", "avx512": False},
         "load_before": [0.3, 0.4, 0.5], "load_after": [1.9, 1.0, 0.7],
-        "settings": {n: steadiness.SETTINGS[n] for n in RUNS},
-        "summary": steadiness.summarise(RUNS), "runs": RUNS,
+        "settings": {n: steadiness.SETTINGS[n] for n in RUNS}, "runs": RUNS,
     }  # fmt: skip
     entry = {"date": "2026-01-01T00:00:00+00:00", "quick": False, "settings": {},
              "seconds": 600.0, "load_1min_end": 0.5,
@@ -95,11 +111,12 @@ def test_report_renders_the_steadiness_table(quiet):
     assert "## 6. Training steadiness" in text
     assert "AMD EPYC (family 25, model 1), 2 cores" in text
     assert "| default | core.train as it was" in text
-    assert (
-        "| 3 | **12.0** | 10.0 – 17.0 | 11.0 – 14.5 | 1.00× | 1.70 (1.30 – 1.75) | 18 | 1.0e-07 |"
-        in text
-    )
+    assert ("| 3 | **12.0** | 10.0 – 17.0 | 11.0 – 14.5 | 1.00× | 1.50 (1.00 – 1.75) | 17.5 | "
+            "0.30 (0.80) | 10.0 | 18 | 1.0e-07 |") in text  # fmt: skip
     assert "| pinned |" in text and "| **10.0** | 9.0 – 11.0 |" in text and "0.83×" in text
-    assert "- default: 10.0 (1.75), 17.0 (1.30), 12.0 (1.70)" in text
+    assert "- default: 10.0 (1.75 / 0.05), 17.0 (1.00 / 0.80), 12.0 (1.50 / 0.30)" in text
+    assert "Pearson r = 0.9" in text and "all settings together: 10.5 (0.17), 13.0 (0.40)" in text
+    assert "`default` 10.0 ms median, the best setting `pinned` 9.0." in text
+    assert "Steadiest: `pinned`" in text and "(not the same results" in text
     assert "before 0.30 / 0.40 / 0.50, after 1.90 / 1.00 / 0.70" in text
     assert ("never got quiet" in text) is not quiet and ("`9 pytest -q`" in text) is not quiet
