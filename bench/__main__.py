@@ -16,10 +16,11 @@ from datetime import UTC, datetime
 from bench import machine, results
 from bench.common import PROJECT
 
-PARTS = ("kernels", "training", "evaluation", "interactive", "dashboard", "protocol", "steadiness")
+PARTS = ("kernels", "training", "evaluation", "interactive", "inference", "dashboard", "protocol",
+         "steadiness")  # fmt: skip
 # "protocol" (full 10-epoch runs, ~30 min) and "steadiness" (waits for a quiet machine, then
 # ~10 min of fresh training processes) only when asked for
-DEFAULT_PARTS = PARTS[:5]
+DEFAULT_PARTS = PARTS[:6]
 RESULTS_JSON = PROJECT / "bench" / "results.json"
 RESULTS_MD = PROJECT / "bench" / "results.md"
 # (full, quick) settings of every part
@@ -28,6 +29,7 @@ SETTINGS = {
     "training": ({"epochs": 3, "rounds": 1, "limit": None}, {"epochs": 2, "rounds": 1, "limit": 6400}),
     "evaluation": ({"repeats": 3}, {"repeats": 1}),
     "interactive": ({"calls": 200, "reference_calls": 50}, {"calls": 50, "reference_calls": 10}),
+    "inference": ({"calls": 200, "repeats": 2}, {"calls": 50, "repeats": 1}),
     "dashboard": ({"rounds": 3, "clicks": 10}, {"rounds": 1, "clicks": 3}),
     "protocol": ({"epochs": 10, "batch_sizes": [32, 128]}, {"epochs": 1, "batch_sizes": [32, 128]}),
     "steadiness": ({"processes": 6, "warmup": 100, "timed": 600, "wait_s": 1500},
@@ -65,6 +67,10 @@ def run_part(name: str, settings: dict, log) -> dict:
         from bench import inference
 
         return inference.interactive(settings["calls"], settings["reference_calls"])
+    if name == "inference":
+        from bench import inference
+
+        return inference.engines(settings["calls"], settings["repeats"])
     if name == "dashboard":
         from bench import dashboard
 

@@ -40,9 +40,12 @@ from core.manifest import HISTORY_FILE as HISTORY_FILE
 from core.manifest import LIVE_LOG as LIVE_LOG
 from core.manifest import MANIFEST as MANIFEST
 from core.manifest import MODEL_FILE as MODEL_FILE
+from core.manifest import ONNX_FILE as ONNX_FILE
+from core.manifest import OPTIONAL_RUN_FILES as OPTIONAL_RUN_FILES
 from core.manifest import PREDICTIONS as PREDICTIONS
 from core.manifest import RUN_FILES as RUN_FILES
 from core.manifest import Manifest as Manifest
+from core.manifest import OnnxExport as OnnxExport
 from core.manifest import RunError as RunError
 from core.models import get_spec
 
@@ -279,8 +282,9 @@ def read_manifest(path: Path) -> Manifest:
     return Manifest.from_dict(data)
 
 
-def verify_run(path: Path, model: str | None = None) -> Manifest:
-    """Check a run folder's manifest and every file's SHA-256; returns the manifest."""
+def verify_run(path: Path, model: str | None = None, skip: tuple[str, ...] = ()) -> Manifest:
+    """Check a run folder's manifest and every file's SHA-256 (but those in ``skip``); returns
+    the manifest."""
     if path.is_symlink():  # a run is a real folder inside the artifacts folder, never a link
         raise RunError("the run folder is a symbolic link")
     manifest = read_manifest(path)
@@ -292,9 +296,18 @@ def verify_run(path: Path, model: str | None = None) -> Manifest:
     missing = [name for name in RUN_FILES if name not in files]
     if missing:
         raise RunError(f"{MANIFEST} has no checksum for {', '.join(missing)}")
+    if ONNX_FILE in files and manifest.onnx is None:
+        raise RunError(f"{MANIFEST} lists {ONNX_FILE} without the record of its export")
+    _check_files(path, files, skip)
+    return manifest
+
+
+def _check_files(path: Path, files: dict[str, str], skip: tuple[str, ...] = ()) -> None:
     for name, want in files.items():
-        if name not in RUN_FILES:
+        if name not in RUN_FILES + OPTIONAL_RUN_FILES:
             raise RunError(f"{MANIFEST} lists an unexpected file {name!r}")
+        if name in skip:
+            continue
         file = path / name
         if file.is_symlink():
             raise RunError(f"{name} is a symbolic link")
@@ -302,7 +315,6 @@ def verify_run(path: Path, model: str | None = None) -> Manifest:
             raise RunError(f"{name} is missing")
         if sha256_file(file) != want:
             raise RunError(f"{name} does not match its checksum (altered or truncated)")
-    return manifest
 
 
 def _read_predictions(path: Path, expected: int) -> tuple[np.ndarray, np.ndarray]:
@@ -446,13 +458,18 @@ class RunWriter:
 
     def file(self, name: str) -> Path:
         """Where run file ``name`` is written (the trainer streams the live log there)."""
-        if name not in RUN_FILES:
+        if name not in RUN_FILES + OPTIONAL_RUN_FILES:
             raise ValueError(f"{name!r} is not a run file")
         return self.tmp / name
 
     def save_model(self, model) -> None:
         """The trained Keras model, as ``model.keras``."""
         model.save(self.file(MODEL_FILE))
+
+    def save_onnx(self, data: bytes) -> None:
+        """The model exported for ONNX Runtime, as ``model.onnx`` (the manifest's ``onnx``
+        field must then record its export)."""
+        self.file(ONNX_FILE).write_bytes(data)
 
     def save_history(self, epochs: list[dict]) -> None:
         """Per epoch: train and held-out test loss and accuracy, seconds."""
@@ -476,11 +493,14 @@ class RunWriter:
                 f"{self.model}/{self.run_id}"
             )
         files = {}
-        for name in RUN_FILES:
+        optional = tuple(name for name in OPTIONAL_RUN_FILES if (self.tmp / name).is_file())
+        for name in RUN_FILES + optional:
             path = self.tmp / name
             with open(path, "rb") as f:
                 os.fsync(f.fileno())
             files[name] = sha256_file(path)
+        if ONNX_FILE not in files:  # the record of an export goes only with its file
+            manifest = replace(manifest, onnx=None)
         manifest = replace(manifest, files=files)
         with open(self.tmp / MANIFEST, "w", encoding="utf-8") as f:
             json.dump(manifest.to_dict(), f, indent=2)
@@ -488,13 +508,54 @@ class RunWriter:
             os.fsync(f.fileno())
         os.rename(self.tmp, self.final)
         self.committed = True  # published whole: from here on, nothing may remove it
-        with contextlib.suppress(OSError):  # make the rename durable, where the system allows
-            dir_fd = os.open(self.final.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+        _fsync_dir(self.final.parent)
         return self.final
+
+
+def add_onnx(path: Path, data: bytes, record: OnnxExport, model_sha256: str) -> bool:
+    """Add ``model.onnx`` (``data``, exported from the run's ``model.keras`` whose SHA-256 is
+    ``model_sha256``) and the record of its export to the finished run folder ``path``.
+
+    Two atomic steps, file first: no manifest lists the new file yet, so the run verifies as
+    before; then the manifest, naming it (a stale ``model.onnx``, exported from another
+    ``model.keras``, is unlisted in a step before). A crash between them leaves the run as it was plus an
+    unlisted file that the next call replaces. Calls on one run folder are serialised by an
+    flock on the folder. Every other file is verified first, so a damaged run is refused
+    (RunError); False, and nothing written, when the run already has a ``model.onnx`` that
+    verifies (another process added it meanwhile).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # released when fd is closed, or the process dies
+        manifest = verify_run(path, skip=(ONNX_FILE,))
+        if manifest.model_sha256 != model_sha256:
+            raise RunError(f"{MODEL_FILE} changed since it was exported")
+        if manifest.has_onnx:
+            with contextlib.suppress(RunError):
+                _check_files(path, {ONNX_FILE: manifest.files[ONNX_FILE]})
+                return False
+        if ONNX_FILE in manifest.files:  # stale or damaged: unlisted first, so the run verifies
+            files = {k: v for k, v in manifest.files.items() if k != ONNX_FILE}
+            manifest = replace(manifest, files=files, onnx=None)
+            write_atomic(path / MANIFEST, json.dumps(manifest.to_dict(), indent=2))
+        write_atomic(path / ONNX_FILE, data)
+        files = {**manifest.files, ONNX_FILE: hashlib.sha256(data).hexdigest()}
+        manifest = replace(manifest, files=files, onnx=record, onnx_missing=None)
+        write_atomic(path / MANIFEST, json.dumps(manifest.to_dict(), indent=2))
+        _fsync_dir(path)
+        return True
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make renames inside ``path`` durable, where the system allows."""
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
 
 
 def remove_stale_tmp(model: str, root: Path | str | None = None) -> list[str]:

@@ -215,12 +215,38 @@ def calibrate(y_true, y_prob, bins: int = BINS, threshold: float = CONFIDENT) ->
     )
 
 
-def calibration_text(results: Mapping[str, Calibration], names: Sequence[str] | None = None) -> str:
-    """Plain sentences comparing two models' calibration; ``names`` are their labels in order."""
-    if len(results) != 2:
-        raise ValueError(f"calibration_text compares two models, got {len(results)}")
-    (a, b) = results.values()
-    name_a, name_b = names if names is not None else tuple(results)
+def calibration_text(
+    results: Mapping[str, Calibration],
+    names: Mapping[str, str] | Sequence[str] | None = None,
+    pair: Sequence[str] | None = None,
+) -> str:
+    """Plain sentences comparing the calibration of two models of ``results``: ``pair`` (two of
+    its keys, A first), or its only two. ``names`` are their labels: a mapping from key, or a
+    sequence in the order of ``results``; by default the keys themselves."""
+    keys = list(results)
+    if pair is None:
+        if len(keys) != 2:
+            raise ValueError(
+                f"calibration_text compares two models, got {len(keys)} ({', '.join(keys)}); "
+                "with more, say which two with pair="
+            )
+        pair = keys
+    key_a, key_b = pair
+    for key in (key_a, key_b):
+        if key not in results:
+            raise ValueError(f"no calibration of {key!r} to compare; have: {', '.join(keys)}")
+    if key_a == key_b:
+        raise ValueError(f"calibration_text compares two different models, got {key_a!r} twice")
+    if names is None:
+        labels = dict(zip(keys, keys, strict=True))
+    elif isinstance(names, Mapping):
+        labels = {key: names.get(key, key) for key in keys}
+    else:
+        if len(names) != len(keys):
+            raise ValueError(f"{len(names)} names for {len(keys)} models")
+        labels = dict(zip(keys, names, strict=True))
+    a, b = results[key_a], results[key_b]
+    name_a, name_b = labels[key_a], labels[key_b]
     ma, mb = a.mistakes, b.mistakes
     threshold = f"{ma.threshold:.0%}"
     # Name the more accurate model first, and give both numbers in that order.

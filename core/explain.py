@@ -1,4 +1,4 @@
-"""Where a model looks: Grad-CAM heat maps, computed in numpy on the ``NumpyModel`` engine.
+"""Where a model looks: Grad-CAM heat maps, without TensorFlow.
 
 Grad-CAM (Selvaraju et al., 2017) weighs each channel of the last convolution's output by how
 much the class score rises with it (the spatial mean of the score's gradient over that channel),
@@ -9,10 +9,14 @@ its probability: a probability near 1 saturates and its gradient fades to nothin
 on the last convolution's grid (9x9 for the baseline, 7x7 for the residual model), is enlarged
 bilinearly to 28x28 (TensorFlow's half-pixel convention) and divided by its maximum.
 
-``grad_cam`` runs the forward pass with the numpy engine and back-propagates by hand through the
-few layers between the last convolution and the output (MaxPooling2D, Flatten, Dense): no
-TensorFlow, a few milliseconds per image. ``grad_cam_keras`` is the reference, the same
-definition written with ``tf.GradientTape`` on the Keras model; the tests hold one to the other.
+``grad_cam`` takes the last convolution's activations from the model's forward pass (an output
+of the run's ONNX graph, or the numpy engine) and back-propagates by hand through the few layers
+between it and the output (the "head": MaxPooling2D, Flatten, Dense, GlobalAveragePooling2D,
+BatchNormalization at inference, Dropout, ReLU). That backward pass is hand-written because the
+ONNX graphs exported from TensorFlow carry no gradients (ReluGrad, MaxPoolGrad and friends are
+not ONNX operators), and importing TensorFlow in the dashboard costs seconds per process. A few
+milliseconds per image. ``grad_cam_keras`` is the reference, the same definition written with
+``tf.GradientTape`` on the Keras model; the tests hold one to the other.
 """
 
 from __future__ import annotations
@@ -20,11 +24,22 @@ from __future__ import annotations
 import numpy as np
 
 from core.modelfile import UnsupportedModel
-from core.predict import Layer, NumpyModel, dense, max_pool
+from core.predict import Layer, apply_layer, batch_norm_affine
 
 CHUNK = 64  # images per forward/backward pass: bounds the buffers for large batches
 
-# Dense activations Grad-CAM can back-propagate through, and the output's (treated as logits).
+# Layers the hand-written backward pass goes through, between the last convolution and the
+# output Dense layer; the activations it can differentiate there, and the output's (as logits).
+HEAD_LAYERS = (
+    "MaxPooling2D",
+    "Flatten",
+    "Dense",
+    "GlobalAveragePooling2D",
+    "BatchNormalization",
+    "Dropout",
+    "Activation",
+    "ReLU",
+)
 _HIDDEN_ACTIVATIONS = ("relu", "linear")
 _OUTPUT_ACTIVATIONS = ("softmax", "linear")
 
@@ -53,8 +68,10 @@ HEATMAP_LEGEND = (
 # Grad-CAM in numpy
 
 
-def _path_to_output(model: NumpyModel) -> tuple[str, list[Layer]]:
-    """(last conv's name, the layers after it up to the output), or UnsupportedModel."""
+def grad_cam_path(model) -> tuple[str, list[Layer]]:
+    """(the Grad-CAM layer: the last convolution's name, the head after it up to the output),
+    for a model of ``core.predict`` (its ``layers`` and ``output_layer``); UnsupportedModel when
+    the layers after the last convolution are not a chain the backward pass knows."""
     layers = model.layers
     output = model.output_layer
     if output.kind != "Dense" or output.activation not in _OUTPUT_ACTIVATIONS:
@@ -72,12 +89,12 @@ def _path_to_output(model: NumpyModel) -> tuple[str, list[Layer]]:
             return layer.name, chain[::-1]
         if layer.kind == "InputLayer":
             raise UnsupportedModel("Grad-CAM needs a Conv2D layer; the model has none on its path")
-        if layer.kind not in ("MaxPooling2D", "Flatten", "Dense"):
+        if layer.kind not in HEAD_LAYERS:
             raise UnsupportedModel(
-                f"Grad-CAM back-propagates only through MaxPooling2D, Flatten and Dense after "
-                f"the last convolution; layer {layer.name!r} is a {layer.kind}"
+                f"Grad-CAM back-propagates only through {', '.join(HEAD_LAYERS)} after the last "
+                f"convolution; layer {layer.name!r} is a {layer.kind}"
             )
-        if layer.kind == "Dense" and layer.activation not in _HIDDEN_ACTIVATIONS:
+        if layer.kind in ("Dense", "Activation") and layer.activation not in _HIDDEN_ACTIVATIONS:
             raise UnsupportedModel(
                 f"Grad-CAM: layer {layer.name!r} uses activation {layer.activation!r}; only "
                 f"{' and '.join(_HIDDEN_ACTIVATIONS)} are supported after the last convolution"
@@ -140,18 +157,39 @@ def _class_indices(class_index, n: int, classes: int) -> np.ndarray:
     return index.astype(np.int64)
 
 
-def grad_cam(model: NumpyModel, x: np.ndarray, class_index) -> np.ndarray:
+def _head_backward(layer: Layer, value: np.ndarray, out: np.ndarray, grad: np.ndarray):
+    """d score / d ``value`` (the layer's input) from d score / d ``out`` (its output)."""
+    if layer.kind == "Dense":
+        if layer.activation == "relu":
+            grad = grad * (out > 0)
+        return grad @ layer.kernel.T
+    if layer.kind in ("Activation", "ReLU"):
+        return grad * (out > 0) if layer.activation == "relu" else grad
+    if layer.kind == "Dropout":  # the identity at inference
+        return grad
+    if layer.kind == "BatchNormalization":  # x * scale + shift, per channel
+        return grad * batch_norm_affine(layer)[0]
+    if layer.kind == "GlobalAveragePooling2D":  # each position gets 1/(h*w) of its channel's
+        n, h, w, c = value.shape
+        return np.broadcast_to(grad.reshape(n, 1, 1, c) / (h * w), value.shape)
+    if layer.kind == "Flatten":
+        return grad.reshape(value.shape)
+    return _max_pool_backward(value, grad, layer)
+
+
+def grad_cam(model, x: np.ndarray, class_index) -> np.ndarray:
     """Grad-CAM maps (n, 28, 28) float32 in [0, 1] for images x (n, 28, 28[, 1]) in [0, 1].
 
+    ``model``: a run's model from ``core.predict`` (``load_predictor``: ONNX Runtime or numpy).
     ``class_index``: one class for all images, or one per image (n,), e.g. each prediction.
     Each map is divided by its maximum; a map with no positive evidence stays all zero. Raises
     ``UnsupportedModel`` when the layers after the last convolution are not a plain chain of
-    MaxPooling2D, Flatten and relu/linear Dense layers ending in a softmax/linear Dense.
+    ``HEAD_LAYERS`` (relu or linear) ending in a softmax/linear Dense.
     """
-    conv_name, chain = _path_to_output(model)
+    conv_name, chain = grad_cam_path(model)
     x = model.check_input(x)
     n = len(x)
-    index = _class_indices(class_index, n, model.output_shape[0])
+    index = _class_indices(class_index, n, model.output_layer.kernel.shape[1])
     size = model.input_shape[:2]
     if n == 0:
         return np.zeros((0, *size), np.float32)
@@ -159,27 +197,13 @@ def grad_cam(model: NumpyModel, x: np.ndarray, class_index) -> np.ndarray:
     for start in range(0, n, CHUNK):
         part = x[start : start + CHUNK]
         activations = model.forward_to(part, conv_name)  # (m, h, w, c), after its activation
-        inputs = [activations]  # inputs[i] feeds chain[i]
+        inputs = [activations]  # inputs[i] feeds chain[i]; the head's forward pass in numpy
         for layer in chain[:-1]:
-            value = inputs[-1]
-            if layer.kind == "MaxPooling2D":
-                inputs.append(max_pool(value, layer))
-            elif layer.kind == "Flatten":
-                inputs.append(value.reshape(len(value), -1))
-            else:  # Dense
-                inputs.append(dense(value, layer))
+            inputs.append(apply_layer(layer, [inputs[-1]]))
         # d logit[c] / d (input of the output Dense) is the kernel's column c
         grad = chain[-1].kernel[:, index[start : start + CHUNK]].T  # (m, d)
         for i in range(len(chain) - 2, -1, -1):
-            layer, value = chain[i], inputs[i]
-            if layer.kind == "Dense":
-                if layer.activation == "relu":
-                    grad = grad * (inputs[i + 1] > 0)
-                grad = grad @ layer.kernel.T
-            elif layer.kind == "Flatten":
-                grad = grad.reshape(value.shape)
-            else:
-                grad = _max_pool_backward(value, grad, layer)
+            grad = _head_backward(chain[i], inputs[i], inputs[i + 1], grad)
         maps.append(_finish(activations, grad, size))
     return np.concatenate(maps)
 

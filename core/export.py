@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from core import calibration, power, seeds, selective
+from core import calibration, power, robustness, seeds, selective
 from core import comparison as comparison_tables
 from core.artifacts import Run
 from core.data import CLASS_NAMES
@@ -32,12 +32,15 @@ from core.figures import (
     confusion_figure,
     f1_bars_figure,
     reliability_figure,
+    robustness_difference_figure,
+    robustness_figure,
+    robustness_severity_figure,
     roc_figure,
     seed_metric_figure,
     training_curves_figure,
 )
 from core.metrics import Comparison, Evaluation, compare, evaluate
-from core.models import display_name, model_label
+from core.models import DEFAULT_PAIR, display_name, model_label
 from core.published import BEST_PUBLISHED_NOTE, SHIRT, reference_lines
 from core.roc import auc_table
 
@@ -52,6 +55,7 @@ F1_TITLE = "Per-class precision, recall and F1"
 TRAINING_TITLE = "Training curves"
 CALIBRATION_TITLE = "Calibration"
 ABSTAIN_TITLE = "When should a model abstain?"
+ROBUSTNESS_TITLE = "Robustness: which model breaks first?"
 SEEDS_TITLE = "Seeds"
 EXPORT_TITLE = "Fashion-MNIST: baseline vs residual CNN"
 
@@ -338,16 +342,16 @@ def comparison_sections(
             figures=[roc_figure(curves, shirt), roc_figure(curves, shirt, zoom=True)],
         )
     )
-    f1_tables = []
-    if len(keys) > 1:
-        ev_a, ev_b = evaluations[keys[0]], evaluations[keys[1]]
-        f1_tables.append(comparison_tables.per_class_table(ev_a, ev_b, keys[0], keys[1]))
-    else:
-        f1_tables.append(evaluations[keys[0]].per_class)
+    # Side by side: the first run and each other one (the chosen pair: one table).
+    f1_tables = [
+        comparison_tables.per_class_table(evaluations[keys[0]], evaluations[key], keys[0], key)
+        for key in keys[1:]
+    ] or [evaluations[keys[0]].per_class]
+    delta = "the second run" if len(keys) == 2 else "each other run"
     sections.append(
         Section(
             F1_TITLE,
-            ["Δ columns: the second run minus the first."] if len(keys) > 1 else [],
+            [f"Δ columns: {delta} minus the first."] if len(keys) > 1 else [],
             f1_tables,
             [f1_bars_figure({key: ev.per_class for key, ev in evaluations.items()})],
         )
@@ -375,9 +379,11 @@ def comparison_sections(
 
 def _calibration_section(runs: Mapping[str, Run], names: Mapping[str, str]) -> Section:
     results = {key: calibration.calibrate(run.y_true, run.y_prob) for key, run in runs.items()}
+    first, *others = results  # compared as the statistics are: the first with each other one
+    texts = [calibration.calibration_text(results, names, pair=(first, key)) for key in others]
     return Section(
         CALIBRATION_TITLE,
-        [calibration.calibration_text(results, list(names.values())), calibration.ECE_CAPTION],
+        [*texts, calibration.ECE_CAPTION],
         [calibration.mistakes_table(results), calibration.ece_table(results)],
         [reliability_figure({key: c.reliability for key, c in results.items()}, names)],
     )
@@ -399,14 +405,15 @@ def _abstain_section(runs: Mapping[str, Run], names: Mapping[str, str]) -> Secti
     )
 
 
-def _seeds_section(collected: seeds.Collected) -> Section:
+def _seeds_section(collected: seeds.Collected, pair: tuple[str, str] | None = None) -> Section:
+    """Every model's seeds; the paired-by-seed verdict on ``pair`` (default: the first two)."""
     if not seeds.has_spread(collected):
         return Section(SEEDS_TITLE, [seeds.more_seeds_text(collected)])
     found = seeds.summarize_collected(collected)
     paragraphs = [
         seeds.ACROSS_SEEDS_NOTE.replace("**", ""),
-        seeds.paired_verdict(found).text,
-        power.seed_power_text(found),
+        seeds.paired_verdict(found, pair).text,
+        power.seed_power_text(found, pair),
         BEST_PUBLISHED_NOTE,
     ]
     references = reference_lines("accuracy", list(found))
@@ -418,18 +425,56 @@ def _seeds_section(collected: seeds.Collected) -> Section:
     )
 
 
+def _robustness_section(runs: Mapping[str, Run], names: Mapping[str, str]) -> Section | None:
+    """The first two runs under corruptions, where both have it in their cache (the Robustness
+    page computes it); None otherwise."""
+    keys = list(runs)[:2]
+    results = {key: robustness.read_cached(runs[key]) for key in keys}
+    if len(keys) < 2 or any(result is None for result in results.values()):
+        return None
+    a, b = keys
+    try:
+        table = robustness.paired_table(results[a], results[b])
+    except ValueError:  # cached on other test images: not paired
+        return None
+    errors, titles = robustness.corruption_errors(results[a], results[b]), robustness.titles()
+    accuracy = {key: result.accuracy() for key, result in results.items()}
+    return Section(
+        ROBUSTNESS_TITLE,
+        robustness.robustness_text(table, errors, a, b, results[a].n),
+        [robustness.summary_table(table, errors, a, b)],
+        [
+            robustness_figure(accuracy, titles, names),
+            robustness_difference_figure(table, titles, a, b),
+            robustness_severity_figure(table, titles, a, b),
+        ],
+    )
+
+
 def export_sections(runs: Mapping[str, Run], root: Path | str) -> list[Section]:
-    """The comparison of ``runs`` (registry model names to runs), their calibration, and the
-    seeds of the report's protocol found under the artifacts folder ``root``."""
+    """The comparison of ``runs`` (registry model names to runs; the dashboard passes the
+    chosen pair, A first), their calibration, and the seeds of the report's protocol found
+    under the artifacts folder ``root`` (every model's; the verdict on the first two of runs)."""
     names = {key: display_name(key) for key in runs}
     sections = comparison_sections(runs, names)
     sections.append(_calibration_section(runs, names))
     sections.append(_abstain_section(runs, names))
-    sections.append(_seeds_section(seeds.collect(root)))
+    robust = _robustness_section(runs, names)
+    if robust is not None:
+        sections.append(robust)
+    pair = tuple(runs)[:2] if len(runs) >= 2 else None
+    sections.append(_seeds_section(seeds.collect(root), pair))
     return sections
+
+
+def export_title(runs: Mapping[str, Run]) -> str:
+    """The export's title: the report's pair, or the models it compares."""
+    if tuple(runs) == DEFAULT_PAIR:
+        return EXPORT_TITLE
+    return f"Fashion-MNIST: {' vs '.join(display_name(key) for key in runs)}"
 
 
 def export_html(runs: Mapping[str, Run], root: Path | str) -> str:
     """``export_sections`` as one self-contained HTML document (plotly.js inlined)."""
     names = {key: display_name(key) for key in runs}
-    return html_document(EXPORT_TITLE, export_sections(runs, root), export_meta(runs, names))
+    return html_document(export_title(runs), export_sections(runs, root), export_meta(runs, names))

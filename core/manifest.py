@@ -20,6 +20,11 @@ HISTORY_FILE = "history.json"
 LIVE_LOG = "live.jsonl"
 PREDICTIONS = "predictions.npz"
 RUN_FILES = (MODEL_FILE, HISTORY_FILE, LIVE_LOG, PREDICTIONS)
+# The model exported for ONNX Runtime (``core.onnxexport``): checksummed like the others when
+# present, absent from runs trained where TensorFlow was not (add it with the command there).
+ONNX_FILE = "model.onnx"
+OPTIONAL_RUN_FILES = (ONNX_FILE,)
+ONNX_COMMAND = "python -m core.onnxexport"
 
 
 class RunError(RuntimeError):
@@ -90,13 +95,27 @@ class TestMetrics:
     loss: float
 
 
+@dataclass(frozen=True)
+class OnnxExport:
+    """How ``model.onnx`` was made from ``model.keras``, and how closely it was checked."""
+
+    keras_sha256: str  # the model.keras it was exported from (a replaced one makes it stale)
+    outputs: dict[str, str]  # graph output (probabilities, features, grad_cam) → Keras layer
+    opset: int
+    versions: dict[str, str]  # keras, tensorflow, tf2onnx, onnx, onnxruntime
+    check_images: int  # real test images both ran on before the file was written
+    max_abs_error: float  # largest |ONNX Runtime − Keras| over them, every output
+    exported: str  # ISO 8601, UTC, to the second
+
+
 @dataclass(frozen=True, kw_only=True)
 class Manifest:
     """A run's ``manifest.json``, parsed and type-checked once (``from_dict``).
 
     Fields stand in the file's order. ``compute`` and ``dataset`` are None for runs written
-    before the trainer recorded them (the only fields that may be missing); ``files`` maps each
-    run file to its SHA-256 and is filled in by ``RunWriter.commit``.
+    before the trainer recorded them, ``onnx`` for runs without ``model.onnx`` and
+    ``onnx_missing`` where nothing says why (the only fields that may be missing); ``files`` maps
+    each run file to its SHA-256 and is filled in by ``RunWriter.commit``.
     """
 
     model: str
@@ -115,12 +134,24 @@ class Manifest:
     seconds_per_epoch: list[float]  # wall clock, measured while training
     train_metrics: TrainMetrics
     test_metrics: TestMetrics
+    onnx: OnnxExport | None = None  # None: no model.onnx (see onnx_missing)
+    onnx_missing: str | None = None  # why the trainer wrote none, in a sentence
     files: dict[str, str] = field(default_factory=dict)
 
     @property
     def model_sha256(self) -> str:
         """The SHA-256 of the run's model file: what every cache of the run is keyed on."""
         return self.files[MODEL_FILE]
+
+    @property
+    def has_onnx(self) -> bool:
+        """Whether the run carries a checksummed ``model.onnx``, exported from its
+        ``model.keras`` as it is now."""
+        return (
+            ONNX_FILE in self.files
+            and self.onnx is not None
+            and self.onnx.keras_sha256 == self.files.get(MODEL_FILE)
+        )
 
     @classmethod
     def from_dict(cls, data: object) -> Manifest:

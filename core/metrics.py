@@ -11,8 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-from sklearn import metrics as skm
 
 from core.data import CLASS_NAMES, NUM_CLASSES
 from core.roc import RocCurve, macro_auc, roc_curves
@@ -62,6 +60,9 @@ def check_predictions(y_true, y_prob) -> tuple[np.ndarray, np.ndarray]:
 
 def headline(y_true: np.ndarray, y_prob: np.ndarray) -> dict:
     """Accuracy and log loss (the report's 'test loss') of one model, with the sample count."""
+    # Imported on use: SciPy and scikit-learn take 1 s of a cold start (results are kept).
+    from sklearn import metrics as skm
+
     y_true, y_prob = check_predictions(y_true, y_prob)
     return {
         "n": len(y_true),
@@ -100,6 +101,8 @@ class Evaluation:
 
 
 def _per_class(y_true: np.ndarray, y_pred: np.ndarray) -> pd.DataFrame:
+    from sklearn import metrics as skm
+
     # zero_division=0: a class never predicted has precision 0 (scikit-learn's value, unwarned).
     rows = {}
     precision, recall, f1, support = skm.precision_recall_fscore_support(
@@ -119,6 +122,8 @@ def _per_class(y_true: np.ndarray, y_pred: np.ndarray) -> pd.DataFrame:
 
 def evaluate(y_true, y_prob) -> Evaluation:
     """Confusion matrix, per-class metrics and ROC curves of one model."""
+    from sklearn import metrics as skm
+
     y_true, y_prob = check_predictions(y_true, y_prob)
     y_pred = y_prob.argmax(axis=1)  # (n,)
     return Evaluation(
@@ -248,6 +253,8 @@ def compare(
     discordant = agreement["only_a"] + agreement["only_b"]
     # Exact McNemar: under "equally accurate" each discordant image is a fair coin toss.
     if discordant:
+        from scipy import stats  # imported on use, as scikit-learn above
+
         mcnemar_p = float(stats.binomtest(agreement["only_a"], discordant, 0.5).pvalue)
     else:
         mcnemar_p = 1.0

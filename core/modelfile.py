@@ -34,7 +34,8 @@ class ModelFileError(ValueError):
 
 
 class UnsupportedModel(ValueError):
-    """The model uses something the numpy engine does not implement; use Keras instead."""
+    """The model uses something the numpy engine does not implement: run it on ONNX Runtime
+    (the run's model.onnx; ``python -m core.onnxexport`` adds it) or on Keras."""
 
 
 def read_members(data: bytes, source: str) -> tuple[dict, dict[str, list[np.ndarray]], dict]:

@@ -18,7 +18,6 @@ import numpy as np
 from core import runcache
 from core.artifacts import Run
 from core.data import CLASS_NAMES
-from core.predict import NumpyModel
 
 FEATURES_FILE = "train_features.npz"
 FEATURES_VERSION = 1  # bump when the features' definition changes: old caches are recomputed
@@ -119,7 +118,7 @@ def save_train_features(run: Run, x_train: np.ndarray, features: np.ndarray) -> 
 
 
 def compute_features(
-    model: NumpyModel,
+    model,
     x_uint8: np.ndarray,
     progress: Callable[[float], None] | None = None,
 ) -> np.ndarray:
@@ -140,7 +139,7 @@ def compute_features(
 
 def train_features(
     run: Run,
-    model: NumpyModel,
+    model,
     x_train: np.ndarray,
     progress: Callable[[float], None] | None = None,
 ) -> np.ndarray:
@@ -151,7 +150,7 @@ def train_features(
     SHA-256 in the manifest) from the same images; computed and cached otherwise. ``progress``
     gets the fraction done while computing (never called on a cache hit).
     """
-    width = model.output_layer.kernel.shape[0]  # what the last Dense reads
+    width = model.feature_width  # what the last Dense reads
     found = runcache.read(features_path(run), _features_key(run, x_train)) or {}
     cached = found.get("features")
     if (

@@ -172,10 +172,10 @@ def power_text(analysis: PowerAnalysis, names: Sequence[str]) -> str:
     )
 
 
-def seed_power_text(summaries: Mapping[str, SeedSummary]) -> str:
-    """``power_text`` for the two models of the paired-by-seed verdict (``seeds.paired_verdict``);
-    a model without seeds pairs no seed."""
-    a, b = MODEL_NAMES[:2]
+def seed_power_text(summaries: Mapping[str, SeedSummary], pair: Sequence[str] | None = None) -> str:
+    """``power_text`` for the pair of the paired-by-seed verdict (``seeds.paired_verdict``;
+    default: the registry's first two models); a model without seeds pairs no seed."""
+    a, b = MODEL_NAMES[:2] if pair is None else pair
     if a in summaries and b in summaries:
         result = paired(summaries[a], summaries[b])
         analysis = power_analysis(result.mean_difference, result.std_difference, result.n)

@@ -25,7 +25,7 @@ import numpy as np
 from core import runcache
 from core.artifacts import Run
 from core.data import IMAGE_SHAPE, normalise
-from core.predict import NumpyModel, load_predictor
+from core.predict import load_predictor
 
 METHODS = ("pca", "umap")
 CACHE_FORMAT = 1
@@ -94,10 +94,11 @@ def _check_images(run: Run, x_test_uint8: np.ndarray) -> np.ndarray:
     return x
 
 
-def test_features(run: Run, model: NumpyModel | None, x_test_uint8: np.ndarray) -> np.ndarray:
+def test_features(run: Run, model, x_test_uint8: np.ndarray) -> np.ndarray:
     """The penultimate layer's activations (n, k) float32 for the run's test images.
 
-    ``model`` is the run's ``NumpyModel`` (loaded from the run, checksum checked, when None).
+    ``model`` is the run's model from ``core.predict.load_predictor`` (ONNX Runtime where the
+    run has ``model.onnx``); loaded from the run, checksum checked, when None.
     """
     x = _check_images(run, x_test_uint8)
     model = load_predictor(run) if model is None else model
@@ -249,14 +250,12 @@ def cached(run: Run, method: str, x_test_uint8: np.ndarray | None = None) -> Pro
     return _read(cache_path(run, method), _key(run, method, images_sha256))
 
 
-def project(
-    run: Run, model: NumpyModel | None, x_test_uint8: np.ndarray, method: str = "pca"
-) -> Projection:
+def project(run: Run, model, x_test_uint8: np.ndarray, method: str = "pca") -> Projection:
     """The run's test images projected to 2-D by ``method`` ("pca" or "umap"), from the cache
     when it matches, else computed and cached.
 
-    ``model`` is the run's ``NumpyModel``; None loads it from the run, and only when the cache
-    cannot answer. Raises ``ProjectionUnavailable`` for UMAP without umap-learn.
+    ``model`` is the run's ``load_predictor`` model; None loads it from the run, and only when
+    the cache cannot answer. Raises ``ProjectionUnavailable`` for UMAP without umap-learn.
     """
     _check_method(method)
     x = _check_images(run, x_test_uint8)

@@ -16,8 +16,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from sklearn import metrics as skm
-from sklearn.exceptions import UndefinedMetricWarning
 
 from core.data import CLASS_NAMES, NUM_CLASSES
 
@@ -47,6 +45,10 @@ class RocCurve:
 
 def roc_curves(y_true: np.ndarray, y_prob: np.ndarray) -> tuple[RocCurve, ...]:
     """The one-vs-rest ROC curve of each class (``y_true`` (n,) labels, ``y_prob`` (n, 10))."""
+    # Imported on use: scikit-learn takes a second of a cold start (results are kept).
+    from sklearn import metrics as skm
+    from sklearn.exceptions import UndefinedMetricWarning
+
     curves = []
     for k in range(NUM_CLASSES):
         positive = y_true == k  # (n,)
@@ -62,6 +64,8 @@ def roc_curves(y_true: np.ndarray, y_prob: np.ndarray) -> tuple[RocCurve, ...]:
 
 def macro_auc(y_true: np.ndarray, y_prob: np.ndarray) -> float:
     """The macro average of the one-vs-rest AUCs; NaN when a class has no examples (undefined)."""
+    from sklearn import metrics as skm
+
     if np.unique(y_true).size != NUM_CLASSES:
         return float("nan")
     labels = np.arange(NUM_CLASSES)
@@ -95,6 +99,8 @@ def pr_curves(y_true: np.ndarray, y_prob: np.ndarray) -> tuple[PrCurve, ...]:
     ``y_true`` (n,) labels and ``y_prob`` (n, 10), as ``core.metrics.check_predictions``
     returns them.
     """
+    from sklearn import metrics as skm
+
     curves = []
     for k in range(NUM_CLASSES):
         positive = y_true == k  # (n,)

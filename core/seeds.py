@@ -4,7 +4,9 @@ the tables and sentences that show them.
 Runs of a seed sweep (``python -m core.train --model all --seeds 0-9``) differ only in
 ``manifest.protocol.seed``. Everything here is computed from each run's stored test
 predictions with ``core.metrics`` (never read back from the manifest), with numpy, pandas and
-scipy; no TensorFlow.
+scipy; no TensorFlow. Each run's metrics and the verdicts over seeds are computed once and
+kept (``core.runcache``, keyed on the runs' checksums): a cold Overview reads small files and
+imports no SciPy.
 """
 
 from __future__ import annotations
@@ -18,12 +20,11 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from core import artifacts
+from core import artifacts, runcache
 from core.artifacts import Run, RunInfo
 from core.data import CLASS_NAMES, NUM_CLASSES
-from core.metrics import evaluate
+from core.metrics import Evaluation, evaluate
 from core.models import MODEL_NAMES, display_name
 
 SEED_METRICS = ("accuracy", "loss", "macro_f1")
@@ -151,10 +152,71 @@ def summarize(runs_by_seed: Mapping[int, Run]) -> SeedSummary:
     models = {run.model for run in runs_by_seed.values()}
     if len(models) != 1:
         raise ValueError(f"runs of one model expected, got {sorted(models)}")
+    evaluations = {seed: evaluate(run.y_true, run.y_prob) for seed, run in runs_by_seed.items()}
+    return summarize_evaluations(models.pop(), evaluations)
+
+
+def summarize_kept(infos: Mapping[int, RunInfo]) -> SeedSummary:
+    """``summarize`` of the runs ``collect`` chose for one model, from each run's kept
+    evaluation (``runcache.evaluation``): only a run without one is loaded and scored."""
+    if not infos:
+        raise ValueError("no runs to summarize: need at least one seed")
+    models = {info.model for info in infos.values()}
+    if len(models) != 1:
+        raise ValueError(f"runs of one model expected, got {sorted(models)}")
+    evaluations = {}
+    for seed, info in infos.items():
+        kept = runcache.stored_evaluation(info)
+        if kept is None:
+            run = artifacts.load_run(info.model, info.run_id, root=info.path.parent.parent)
+            kept = runcache.evaluation(run)
+        evaluations[seed] = kept
+    return summarize_evaluations(models.pop(), evaluations)
+
+
+def kept_summaries(collected: Collected, root: Path | str) -> dict[str, SeedSummary]:
+    """``summarize_kept`` of every model with a seed, read from one file under ``root``
+    (``runcache.results_file``) keyed on every run's test-prediction checksum: a cold start
+    reads it instead of each run's evaluation."""
+    models = [model for model, infos in collected.items() if infos]
+    key = {
+        "runs": {
+            model: {str(seed): runcache.predictions_key(info) for seed, info in infos.items()}
+            for model, infos in collected.items()
+            if infos
+        },
+        "format": runcache.RESULTS_FORMAT,
+    }
+    path = runcache.results_file(root, "seed-summaries.npz")
+    found = runcache.read(path, {"key": key})
+    if found is not None and all(f"{m}__seeds" in found for m in models):
+        return {model: _summary_from(model, found) for model in models}
+    summaries = {model: summarize_kept(collected[model]) for model in models}
+    arrays = {}
+    for model, summary in summaries.items():
+        arrays[f"{model}__seeds"] = np.array(summary.seeds, np.int64)
+        arrays[f"{model}__per_seed"] = summary.per_seed[list(SEED_METRICS)].to_numpy(float)
+        arrays[f"{model}__per_class"] = summary.per_class_f1[list(CLASS_NAMES)].to_numpy(float)
+    runcache.write(path, {"key": key}, arrays)
+    return summaries
+
+
+def _summary_from(model: str, found: Mapping[str, np.ndarray]) -> SeedSummary:
+    index = pd.Index([int(s) for s in found[f"{model}__seeds"]], name="seed")
+    per_seed = pd.DataFrame(found[f"{model}__per_seed"], index=index, columns=list(SEED_METRICS))
+    per_class = pd.DataFrame(found[f"{model}__per_class"], index=index, columns=list(CLASS_NAMES))
+    summary, class_summary = _mean_std(per_seed), _mean_std(per_class)
+    summary.index.name, class_summary.index.name = "metric", "class"
+    return SeedSummary(model, per_seed, per_class, summary, class_summary)
+
+
+def summarize_evaluations(model: str, evaluations: Mapping[int, Evaluation]) -> SeedSummary:
+    """``summarize`` from each seed's ``metrics.Evaluation`` of ``model``."""
+    if not evaluations:
+        raise ValueError("no runs to summarize: need at least one seed")
     rows, class_rows = {}, {}
-    for seed in sorted(runs_by_seed):
-        run = runs_by_seed[seed]
-        ev = evaluate(run.y_true, run.y_prob)
+    for seed in sorted(evaluations):
+        ev = evaluations[seed]
         rows[int(seed)] = {
             "accuracy": ev.accuracy,
             "loss": ev.loss,
@@ -166,7 +228,7 @@ def summarize(runs_by_seed: Mapping[int, Run]) -> SeedSummary:
     per_seed.index.name = per_class.index.name = "seed"
     summary, class_summary = _mean_std(per_seed), _mean_std(per_class)
     summary.index.name, class_summary.index.name = "metric", "class"
-    return SeedSummary(models.pop(), per_seed, per_class, summary, class_summary)
+    return SeedSummary(model, per_seed, per_class, summary, class_summary)
 
 
 def summarize_collected(collected: Collected) -> dict[str, SeedSummary]:
@@ -265,6 +327,8 @@ class PairedResult:
 
 
 def _paired_stats(a: np.ndarray, b: np.ndarray, confidence: float, higher_better: bool) -> dict:
+    from scipy import stats  # imported on use: a second of a cold start (verdicts are kept)
+
     diff = b - a  # (n,)
     n = diff.size
     mean = float(diff.mean()) if n else math.nan
@@ -386,9 +450,12 @@ class Verdict(NamedTuple):
     clear: bool
 
 
-def paired_verdict(summaries: Mapping[str, SeedSummary]) -> Verdict:
-    """The paired-by-seed verdict on the registry's first two models, by their display names."""
-    a, b = MODEL_NAMES[:2]
+def paired_verdict(
+    summaries: Mapping[str, SeedSummary], pair: Sequence[str] | None = None
+) -> Verdict:
+    """The paired-by-seed verdict on ``pair`` (A, B; default: the registry's first two models),
+    by their display names."""
+    a, b = MODEL_NAMES[:2] if pair is None else pair
     missing = [display_name(m) for m in (a, b) if m not in summaries]
     if missing:
         return Verdict(
@@ -398,6 +465,52 @@ def paired_verdict(summaries: Mapping[str, SeedSummary]) -> Verdict:
         )
     result = paired(summaries[a], summaries[b])
     return Verdict(paired_verdict_text(result, (display_name(a), display_name(b))), result.clear)
+
+
+class SeedVerdicts(NamedTuple):
+    """What the Overview says across seeds: the paired verdict, whether it is clear, and how
+    many seeds would settle it (``core.power``)."""
+
+    text: str
+    clear: bool
+    power: str
+
+
+def seed_verdicts(summaries: Mapping[str, SeedSummary], pair: Sequence[str]) -> SeedVerdicts:
+    """``paired_verdict`` and ``power.seed_power_text`` of ``pair`` (A, B)."""
+    from core import power  # SciPy: imported only when the verdicts are not kept
+
+    verdict = paired_verdict(summaries, pair)
+    return SeedVerdicts(verdict.text, verdict.clear, power.seed_power_text(summaries, pair))
+
+
+def kept_seed_verdicts(
+    collected: Collected,
+    summaries: Mapping[str, SeedSummary],
+    pair: Sequence[str],
+    root: Path | str,
+) -> SeedVerdicts:
+    """``seed_verdicts``, computed once per set of runs (``collect``'s) and kept under
+    ``root`` (``runcache.results_file``), keyed on every run's test-prediction checksum."""
+    a, b = pair
+    key = {
+        "pair": [a, b],
+        "names": [display_name(a), display_name(b)],
+        "runs": {
+            model: {str(seed): runcache.predictions_key(info) for seed, info in infos.items()}
+            for model, infos in collected.items()
+            if model in (a, b)
+        },
+        "format": runcache.RESULTS_FORMAT,
+    }
+    path = runcache.results_file(root, f"seed-verdicts-{a}-{b}.npz")
+    found = runcache.read(path, {"key": key})
+    if found is not None and {"text", "clear", "power"} <= set(found):
+        return SeedVerdicts(str(found["text"]), bool(found["clear"]), str(found["power"]))
+    result = seed_verdicts(summaries, (a, b))
+    arrays = {"text": np.array(result.text), "clear": np.array(result.clear)}
+    runcache.write(path, {"key": key}, arrays | {"power": np.array(result.power)})
+    return result
 
 
 # --- training curves over seeds ---------------------------------------------------------------

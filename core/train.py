@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core import artifacts, live
+from core import artifacts, live, onnxexport
 from core.compute import compute_settings, configure_compute, library_versions
 from core.data import Dataset, DatasetError, load_dataset, normalise, one_hot
 from core.manifest import (
@@ -38,7 +38,7 @@ from core.manifest import (
     TrainMetrics,
 )
 from core.metrics import headline
-from core.models import MODEL_NAMES, get_spec
+from core.models import MODEL_NAMES, REGISTRY_ERROR, get_spec
 
 REPORT_EPOCHS = 10
 REPORT_BATCH_SIZE = 32
@@ -230,6 +230,12 @@ def _train_locked(config, spec, data, root, make_default, listener, stop) -> Pat
             for record, sec in zip(epochs, seconds, strict=True):
                 record["seconds"] = sec
             writer.save_model(model)
+            # model.onnx for the dashboard's forward passes; a failed export keeps the training
+            exported, onnx_missing = onnxexport.export_for_training(
+                writer.file(artifacts.MODEL_FILE), x_test[: onnxexport.CHECK_IMAGES]
+            )
+            if exported is not None:
+                writer.save_onnx(exported.data)
             writer.save_predictions(data.y_test, y_prob)
             writer.save_history(epochs)
             log.end("done", test=test)
@@ -265,6 +271,8 @@ def _train_locked(config, spec, data, root, make_default, listener, stop) -> Pat
             seconds_per_epoch=seconds,
             train_metrics=TrainMetrics(loss=epochs[-1]["loss"], accuracy=epochs[-1]["accuracy"]),
             test_metrics=TestMetrics(**test),
+            onnx=exported.record if exported is not None else None,
+            onnx_missing=onnx_missing,
         )
         try:
             path = writer.commit(manifest)
@@ -473,6 +481,8 @@ class _ProgressBar:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    if REGISTRY_ERROR:  # a broken $FMNIST_EXTRA_MODELS: say why rather than drop its models
+        parser.error(REGISTRY_ERROR)
     args = parser.parse_args(argv)
     root = artifacts.artifacts_root(args.out)
     problem = artifacts.check_free_space(root)  # before check_writable, which makes the folder

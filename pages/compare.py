@@ -1,29 +1,73 @@
 """Compare: per-class metrics side by side, where the models agree, whether the gap is chance."""
 
+from functools import partial
+
+import numpy as np
 import streamlit as st
 
 from core import comparison as tables
 from core import figures, gallery
 from core.metrics import AGREEMENT_PARTS
 from core.models import display_name
-from widgets import analysis, cached, charts, layout, picker
-from widgets.gallery import clickable_chart, gallery_ui, load_test_images
+from widgets import analysis, cached, charts, layout, picker, urlstate
+from widgets.gallery import clickable_chart, gallery_ui, load_test_images, url_formats, url_keys
 
 PART = "agreement_part"  # one of AGREEMENT_PARTS, or None
 PICKER = "agreement_part_select"
+PART_UI = "compare_part_ui"  # the fragment of the agreement matrix and its gallery
 
 
 def _set_part(part) -> None:
+    """Show ``part``'s images: only the agreement matrix and its gallery rerun."""
     st.session_state[PART] = part
     st.session_state["compare_gallery_page"] = 1
+    st.rerun(PART_UI)
+
+
+def part_ui(result, runs: dict, evals: dict) -> None:
+    """The agreement matrix, clickable, what its parts say, and the chosen part's images."""
+    (a, run_a), (b, run_b) = runs.items()
+    part = gallery.parse_part(st.session_state.get(PART))
+    st.session_state[PART] = st.session_state[PICKER] = part
+    chart, notes = st.columns([3, 2])
+    clickable_chart(
+        chart, charts.agreement_figure(result.agreement, a, b, selected=part),
+        "agreement_chart", figures.selected_part, _set_part,
+    )  # fmt: skip
+    only_a, only_b = result.agreement["only_a"], result.agreement["only_b"]
+    notes.markdown(
+        f"The two off-diagonal cells, **{only_a:,}** images only {display_name(a)} gets right and "
+        f"**{only_b:,}** only {display_name(b)} gets right, are the *discordant pairs*: the only "
+        f"images on which the two accuracies differ. McNemar's test asks whether a {only_a:,} : "
+        f"{only_b:,} split is too uneven for a coin toss; images both get right or both get wrong "
+        "say nothing about which model is better."
+    )
+    names = tables.part_labels(a, b)
+    notes.selectbox(
+        "Show the images of", AGREEMENT_PARTS, index=None, placeholder="click a cell or choose…",
+        format_func=lambda p: f"{names[p]} ({result.agreement[p]:,})", key=PICKER, bind="query-params",
+        on_change=lambda: _set_part(st.session_state[PICKER]),
+    )  # fmt: skip
+    y_true, y_pred_a, y_pred_b = run_a.y_true, evals[a].y_pred, evals[b].y_pred
+    if part is not None and load_test_images(y_true) is not None:
+        items = gallery.gallery_items(
+            y_true, {a: run_a.y_prob, b: run_b.y_prob}, np.arange(len(y_true))
+        )
+        members = partial(gallery.part_members, y_true, y_pred_a, y_pred_b, part)
+        gallery_ui(items, "compare_gallery", members, runs=runs)
 
 
 st.title("Compare the two models")
 st.caption("Both models on the same test images: per class, image by image, and in total.")
-runs = picker.selected_runs()
+url_done = urlstate.watch(
+    "compare",
+    (*picker.url_keys(), PICKER, *url_keys("compare_gallery")),
+    url_formats("compare_gallery"),
+)  # the view is its link
+runs = picker.selected_pair()  # the two models compared, A first
 picker.require_runs(runs)
 
-a, b = list(runs)[:2]
+a, b = runs
 y_true = runs[a].y_true
 if not gallery.same_labels(y_true, runs[b].y_true):
     st.error("The chosen runs were scored on different test sets; pick runs of the same one.")
@@ -76,30 +120,5 @@ st.download_button(
 st.plotly_chart(charts.f1_bars_figure({n: e.per_class for n, e in evals.items()}), key="compare_f1")
 
 st.subheader("Image by image")
-part = gallery.parse_part(st.session_state.get(PART))
-st.session_state[PART] = st.session_state[PICKER] = part
-chart, notes = st.columns([3, 2])
-clickable_chart(
-    chart, charts.agreement_figure(result.agreement, a, b, selected=part),
-    "agreement_chart", figures.selected_part, _set_part,
-)  # fmt: skip
-only_a, only_b = result.agreement["only_a"], result.agreement["only_b"]
-notes.markdown(
-    f"The two off-diagonal cells, **{only_a:,}** images only {label_a} gets right and "
-    f"**{only_b:,}** only {label_b} gets right, are the *discordant pairs*: the only images on "
-    f"which the two accuracies differ. McNemar's test asks whether a {only_a:,} : {only_b:,} "
-    "split is too uneven for a coin toss; images both get right or both get wrong say nothing "
-    "about which model is better."
-)
-names = tables.part_labels(a, b)
-notes.selectbox(
-    "Show the images of", AGREEMENT_PARTS, index=None, placeholder="click a cell or choose…",
-    format_func=lambda p: f"{names[p]} ({result.agreement[p]:,})", key=PICKER,
-    on_change=lambda: _set_part(st.session_state[PICKER]),
-)  # fmt: skip
-if part is not None:
-    images = load_test_images(y_true)
-    if images is not None:
-        members = gallery.part_members(y_true, evals[a].y_pred, evals[b].y_pred, part)
-        items = gallery.gallery_items(y_true, {a: runs[a].y_prob, b: runs[b].y_prob}, members)
-        gallery_ui(items, images, key="compare_gallery", runs=runs)
+st.fragment(part_ui, key=PART_UI)(result, runs, evals)
+url_done()

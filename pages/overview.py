@@ -2,26 +2,49 @@
 
 import streamlit as st
 
-from core import power, published, seeds
+from core import published, seeds
 from core.artifacts import RunError, artifacts_root
 from core.data import CLASS_NAMES, first_per_class
 from core.modelfile import UnsupportedModel
 from core.models import REGISTRY, display_name
 from core.text import literal
-from widgets import analysis, cached, charts, layout, nav, picker
+from widgets import analysis, cached, layout, nav, picker, urlstate
+from widgets.gallery import image_grid
+
+
+def architectures_ui(runs: dict) -> None:
+    """Each model's layers and layer graph, one lazy tab per model (only the open one is drawn)."""
+    tabs = st.tabs([display_name(n) for n in runs], key="overview_architecture", on_change="rerun")
+    for tab, (name, run) in zip(tabs, runs.items(), strict=True):
+        if not tab.open:
+            continue
+        with tab:
+            try:
+                model = cached.architecture(run)
+            except (RunError, UnsupportedModel) as exc:
+                st.warning(f"The architecture cannot be shown: {literal(exc)}")
+                continue
+            left, right = st.columns([3, 2])
+            left.dataframe(model.table, hide_index=True, width="stretch")
+            left.caption(f"{model.params:,} parameters. {REGISTRY[name].description}")
+            right.graphviz_chart(model.dot, width="content")
+
 
 st.title("Baseline vs residual CNN on Fashion-MNIST")
 st.caption(
     "Two Keras CNNs from a course report, trained on all 60,000 training images (10 epochs, "
     "batch 32, Adam) and scored on the 10,000 held-out test images."
 )
+url_done = urlstate.watch("overview", picker.url_keys())  # the view is its link
 runs = picker.selected_runs()
 picker.require_runs(runs)
-picker.dataset_warning(runs)
+# Hashing the data set files (0.4 s on a cold start) runs beside the page, not before it.
+st.fragment(picker.dataset_warning, parallel=True)(runs)
+runs = picker.usable(runs)  # every model with a run; those without are named
+pair = picker.chosen_pair()  # the verdicts compare the sidebar's pair
 
 evals = {name: cached.evaluation(run) for name, run in runs.items()}
-names = list(runs)
-comparison = cached.comparison(runs[names[0]], runs[names[1]])
+comparison = cached.comparison(*(runs[name] for name in pair))
 quick = [display_name(n) for n, r in runs.items() if not r.follows_report]
 if quick:
     st.warning(f"{' and '.join(quick)}: a quick run that does not follow the report's protocol.")
@@ -42,7 +65,7 @@ for column, (name, run) in zip(columns, runs.items(), strict=True):
             help="Measured while this run trained, on its machine and under its load.",
         )  # fmt: skip
 
-verdict = comparison.verdict(display_name(names[0]), display_name(names[1]))
+verdict = comparison.verdict(*map(display_name, pair))
 st.markdown(seeds.CHOSEN_RUNS_NOTE)
 (st.success if comparison.significant else st.info)(verdict, icon=":material/balance:")
 root = str(artifacts_root())
@@ -50,10 +73,10 @@ collected = analysis.seed_runs(root)
 several = seeds.has_spread(collected)
 if several:
     summaries = analysis.summaries(collected, root)
-    seed_verdict, clear = seeds.paired_verdict(summaries)
+    across = analysis.seed_verdicts(collected, summaries, pair, root)
     st.markdown(seeds.ACROSS_SEEDS_NOTE)
-    (st.success if clear else st.info)(seed_verdict, icon=":material/stacked_line_chart:")
-    st.caption(power.seed_power_text(summaries))
+    (st.success if across.clear else st.info)(across.text, icon=":material/stacked_line_chart:")
+    st.caption(across.power)
 else:
     st.caption(seeds.more_seeds_text(collected))
 st.page_link(
@@ -64,40 +87,20 @@ st.page_link(
 
 if several:
     st.subheader("Across seeds")
-    st.caption("Each model's test figures over its seeds: mean ± standard deviation (n − 1).")
-    table = seeds.seed_table(summaries)
-    st.container(key="overview_seed_table").dataframe(
-        table, width="stretch", height=layout.table_height(len(table))
-    )
-    chart = charts.seed_metric_figure(summaries, metric="accuracy",
-                                      references=published.ACCURACY_REFERENCES)  # fmt: skip
-    st.plotly_chart(chart, width="stretch", key="overview_seed_chart")
-    st.caption(published.BEST_PUBLISHED_NOTE)
-    with st.expander("F1 of each class across seeds"):
-        table = seeds.class_f1_table(summaries)
-        st.container(key="overview_class_f1_table").dataframe(
-            table, width="stretch", height=layout.table_height(len(table))
-        )
+    st.fragment(analysis.seeds_ui)(summaries)
 
 st.subheader("The report's figures and ours")
 table = published.course_report_table_text(evals)
 st.dataframe(table, width="stretch", height=layout.table_height(len(table)))
 
 st.subheader("Architectures")
-for tab, (name, run) in zip(st.tabs([display_name(n) for n in runs]), runs.items(), strict=True):
-    with tab:
-        try:
-            model = cached.predictor(run)
-        except (RunError, UnsupportedModel) as exc:
-            st.warning(f"The architecture cannot be shown: {literal(exc)}")
-            continue
-        left, right = st.columns([3, 2])
-        left.dataframe(model.layer_table(), hide_index=True, width="stretch")
-        left.caption(f"{model.total_params:,} parameters. {REGISTRY[name].description}")
-        right.graphviz_chart(model.to_dot(), width="content")
+st.fragment(architectures_ui)(runs)
 
 st.subheader("Test images by class")
 x_test, y_test = cached.test_set()
-index = first_per_class(y_test, 6)
-grid = charts.sample_grid_figure(x_test[index], [CLASS_NAMES[y_test[i]] for i in index], columns=12)
-st.plotly_chart(grid, width="stretch", key="sample_grid")
+index = [int(i) for i in first_per_class(y_test, 6)]
+names = [CLASS_NAMES[y_test[i]] for i in index]
+image_grid(list(cached.test_images_png(tuple(index), 3)), names,
+           [f"Test image {i}: {name}" for i, name in zip(index, names, strict=True)],
+           key="sample_grid")  # fmt: skip
+url_done()

@@ -24,7 +24,7 @@ from core.selective import (
     aurc_table,
     top_k_table,
 )
-from widgets import analysis, cached, charts, layout, picker
+from widgets import analysis, cached, charts, layout, picker, urlstate
 
 DEFAULT_CLASS = "Shirt"  # the hardest Fashion-MNIST class for both models
 VIEWS = ("One class", "All ten classes")
@@ -36,7 +36,7 @@ def abstain_ui(curves: dict) -> None:
     """The threshold slider: per model, how much it answers and how often right, on the curve."""
     threshold = st.slider(
         "Answer only when at least this sure (top-class probability)",
-        *THRESHOLD_RANGE, THRESHOLD, step=0.01, key="roc_abstain_threshold",
+        *THRESHOLD_RANGE, THRESHOLD, step=0.01, key="roc_abstain_threshold", bind="query-params",
     )  # fmt: skip
     points = {name: abstain(curve, threshold) for name, curve in curves.items()}
     for name, point in points.items():
@@ -46,13 +46,52 @@ def abstain_ui(curves: dict) -> None:
     )
 
 
+@st.fragment  # the view and the class rerun these curves alone
+def curves_ui(evals: dict, prs: dict) -> None:
+    """One class's ROC (whole and corner) and precision-recall curves, or all ten ROC curves."""
+    names = list(evals)
+    view = st.radio("Show", VIEWS, horizontal=True, key="roc_view", bind="query-params")
+    if view == VIEWS[0]:
+        class_name = st.selectbox(
+            "Class",
+            CLASS_NAMES,
+            index=CLASS_NAMES.index(DEFAULT_CLASS),
+            key="roc_class",
+            bind="query-params",
+        )
+        k = CLASS_NAMES.index(class_name)
+        curves = {name: ev.roc[k] for name, ev in evals.items()}
+        for column, name in zip(st.columns(len(names) + 2)[: len(names)], names, strict=True):
+            column.metric(f"{display_name(name)}: AUC for {class_name}", f"{curves[name].auc:.4f}")
+        full, corner = st.columns(2)
+        full.plotly_chart(charts.roc_figure(curves, class_name), width="stretch", key="roc_full")
+        corner.plotly_chart(
+            charts.roc_figure(curves, class_name, zoom=True), width="stretch", key="roc_zoom"
+        )
+        st.caption("Right: the top-left corner (few false positives, most true positives caught).")
+        pr_area, ap_area = st.columns(2)
+        pr_area.plotly_chart(
+            charts.pr_figure({n: prs[n][k] for n in names}, class_name),
+            width="stretch",
+            key="roc_pr",
+        )
+        for name in names:
+            ap_area.metric(f"{display_name(name)}: AP for {class_name}", f"{prs[name][k].ap:.4f}")
+        ap_area.caption(AP_CAPTION)
+    else:
+        st.plotly_chart(charts.roc_grid_figure(evals), width="stretch", key="roc_grid")
+
+
 st.title("ROC curves, each class against the rest")
 st.caption(
     "For one class, a ROC curve shows the share of its images a model catches (true positive "
     "rate) against the share of other images it wrongly takes for that class (false positive "
     "rate), as the probability threshold falls. AUC 1 is a perfect ranking, 0.5 is chance."
 )
-runs = picker.selected_runs()
+url_done = urlstate.watch(
+    "roc", (*picker.url_keys(), "roc_abstain_threshold", "roc_view", "roc_class")
+)  # the view is its link
+runs = picker.selected_pair()  # the two models compared, A first
 picker.require_runs(runs)
 
 evals = {name: cached.evaluation(run) for name, run in runs.items()}
@@ -60,30 +99,7 @@ names = list(runs)
 table = auc_table(evals)
 prs = {name: analysis.pr_curves(run) for name, run in runs.items()}
 
-view = st.radio("Show", VIEWS, horizontal=True, key="roc_view")
-if view == VIEWS[0]:
-    class_name = st.selectbox(
-        "Class", CLASS_NAMES, index=CLASS_NAMES.index(DEFAULT_CLASS), key="roc_class"
-    )
-    k = CLASS_NAMES.index(class_name)
-    curves = {name: ev.roc[k] for name, ev in evals.items()}
-    for column, name in zip(st.columns(len(names) + 2)[: len(names)], names, strict=True):
-        column.metric(f"{display_name(name)}: AUC for {class_name}", f"{curves[name].auc:.4f}")
-    full, corner = st.columns(2)
-    full.plotly_chart(charts.roc_figure(curves, class_name), width="stretch", key="roc_full")
-    corner.plotly_chart(
-        charts.roc_figure(curves, class_name, zoom=True), width="stretch", key="roc_zoom"
-    )
-    st.caption("Right: the top-left corner (few false positives, most true positives caught).")
-    pr_area, ap_area = st.columns(2)
-    pr_area.plotly_chart(
-        charts.pr_figure({n: prs[n][k] for n in names}, class_name), width="stretch", key="roc_pr"
-    )
-    for name in names:
-        ap_area.metric(f"{display_name(name)}: AP for {class_name}", f"{prs[name][k].ap:.4f}")
-    ap_area.caption(AP_CAPTION)
-else:
-    st.plotly_chart(charts.roc_grid_figure(evals), width="stretch", key="roc_grid")
+curves_ui(evals, prs)
 
 st.subheader("AUC per class")
 labels = {name: display_name(name) for name in names}
@@ -141,3 +157,4 @@ ece.container(key="roc_ece_table").dataframe(
     table.style.format("{:.2%}"), width="stretch", height=layout.table_height(len(table))
 )
 ece.caption(ECE_CAPTION)
+url_done()

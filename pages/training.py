@@ -8,7 +8,7 @@ from core import artifacts, figures, jobs, live, published, seeds
 from core.models import MODEL_NAMES, display_name
 from core.text import literal
 from core.train import REPORT_BATCH_SIZE, REPORT_EPOCHS, TrainConfig
-from widgets import analysis, charts, picker
+from widgets import analysis, charts, picker, urlstate
 from widgets.access import operator_ui
 
 LIVE = "training_live"  # session state: {model: jobs.LiveJob}, so each tick reads only new bytes
@@ -30,6 +30,7 @@ if st.session_state.get(ACTIVE) and not active:
     picker.list_runs.clear()  # a training just ended: its run may be new
     analysis.seed_runs.clear()
 st.session_state[ACTIVE] = active
+url_done = urlstate.watch("training", picker.url_keys())  # the view is its link
 runs = picker.selected_runs()  # no guard: this is the page that makes runs
 
 
@@ -40,8 +41,9 @@ def replay(model: str, run_id: str, root: str) -> live.Curves:
 
 st.subheader("Train")
 a, b, c, d = st.columns([2, 1, 1, 1])
+every = f"{'Both' if len(MODEL_NAMES) == 2 else 'All'}, one after the other"
 choice = a.radio("Model", [*MODEL_NAMES, jobs.ALL], horizontal=True, key="train_model",
-                 format_func=lambda m: "Both, one after the other" if m == jobs.ALL else display_name(m))  # fmt: skip
+                 format_func=lambda m: every if m == jobs.ALL else display_name(m))  # fmt: skip
 epochs = b.number_input("Epochs", min_value=1, value=REPORT_EPOCHS, key="train_epochs")
 batch = c.number_input("Batch size", min_value=1, value=REPORT_BATCH_SIZE, key="train_batch")
 seed = d.number_input("Seed", min_value=0, value=0, key="train_seed")
@@ -167,3 +169,4 @@ for column, model in zip(st.columns(len(MODEL_NAMES)), MODEL_NAMES, strict=True)
             st.caption("No usable run.")
         for info in (i for i in listed if not i.ok):
             st.warning(f"Damaged: {info.run_id}: {literal(info.problem)}. Retrain it above.")
+url_done()

@@ -42,13 +42,13 @@ TRAIN_S = 300  # start to published run of the quick training below
 NAMES = {model: REGISTRY[model].display_name for model in MODEL_NAMES}
 BASELINE, RESIDUAL = MODEL_NAMES[:2]
 GALLERY_PER_PAGE = 24  # widgets.gallery.PER_PAGE (not imported: it imports Streamlit)
+GALLERY = ".st-key-confusion_gallery_images"  # the Confusion gallery's grid of images
 
 # What "the page's chart is drawn" means, page by page: selectors that must match a visible
 # element. Plotly draws heatmaps as an <image>, lines as path.js-line, bars as .trace.bars.
 PAGES = {
     "overview": ("/", ['[data-testid="stGraphVizChart"] svg g.node',
-                       ".st-key-sample_grid .imagelayer image",
-                       ".st-key-overview_seed_chart .scatterlayer .point"]),
+                       ".st-key-sample_grid figure img"]),  # the seed chart: a lazy tab
     "training": ("/training", [".st-key-train_replay_chart .scatterlayer path.js-line"]),
     "confusion": ("/confusion", ['[class*="st-key-confusion_chart_baseline_"] .heatmaplayer image',
                                  '[class*="st-key-confusion_chart_residual_"] .heatmaplayer image']),
@@ -298,7 +298,7 @@ def _click_cell(page, model: str, true_class: int, pred_class: int) -> tuple[int
     stated = int(match[1].replace(",", ""))
     assert match.groups()[1:] == (CLASS_NAMES[true_class], NAMES[model], CLASS_NAMES[pred_class])
     assert stated == shown, f"gallery says {stated}, the cell shows {shown}"
-    images = page.locator('[data-testid="stMain"] [data-testid="stImage"] img')
+    images = page.locator(f"{GALLERY} figure img")
     expect_n = min(stated, GALLERY_PER_PAGE)
     deadline = time.monotonic() + 30
     while images.count() != expect_n and time.monotonic() < deadline:
@@ -306,7 +306,7 @@ def _click_cell(page, model: str, true_class: int, pred_class: int) -> tuple[int
     assert images.count() == expect_n
     if stated:
         page.get_by_text(re.compile(rf"of {stated:,} images")).first.wait_for()
-    return stated, page.locator('[data-testid="stImageCaption"]').all_inner_texts()
+    return stated, page.locator(f"{GALLERY} figcaption").all_inner_texts()
 
 
 def _largest_errors(run: artifacts.Run, n: int) -> list[tuple[int, int, int]]:
@@ -333,6 +333,44 @@ def test_confusion_cell_click_opens_its_images(tab, app_url, browser_root):
     assert n_second == second[0] > 0
     assert gallery_second != gallery_first
     assert all(c.startswith(f"true {CLASS_NAMES[second[1]]}") for c in gallery_second)
+    assert_no_exception(tab)
+
+
+def _outlined(page, model: str) -> list[int]:
+    """The cells (10 * true + predicted) whose outline shows in ``model``'s matrix: its shapes
+    drawn opaque (each cell has two, white under black)."""
+    return page.evaluate(
+        """(model) => [...document.querySelectorAll(
+                `[class*="st-key-confusion_chart_${model}_"] .shapelayer path[data-index]`)]
+            .filter(p => getComputedStyle(p).opacity === '1')
+            .map(p => Math.floor(Number(p.getAttribute('data-index')) / 2))""",
+        model,
+    )
+
+
+def test_swap_moves_the_outline_without_drawing_the_matrices_again(tab, app_url):
+    """Swap reruns the cell's part of the page alone: the matrices' drawn elements stay the
+    same nodes (never sent again), the outline moves to the swapped cell, the gallery follows."""
+    open_page(tab, app_url, "/confusion")
+    for model in (BASELINE, RESIDUAL):
+        tab.locator(f'[class*="st-key-confusion_chart_{model}_"] .shapelayer path').first.wait_for(
+            state="attached"
+        )
+    shirt, tshirt = CLASS_NAMES.index("Shirt"), CLASS_NAMES.index("T-shirt/top")
+    assert set(_outlined(tab, BASELINE)) == {10 * shirt + tshirt}  # the opening cell
+    assert _outlined(tab, RESIDUAL) == []
+    tab.evaluate("""() => document.querySelectorAll('.heatmaplayer image')
+                          .forEach((image, i) => { image.dataset.before = String(i); })""")
+    tab.locator(".st-key-confusion_swap").get_by_role("button", name="Swap").click()
+    heading = f"True {CLASS_NAMES[tshirt]}, predicted {CLASS_NAMES[shirt]}"
+    tab.get_by_role("heading", name=heading).wait_for()
+    settle(tab)
+    assert set(_outlined(tab, BASELINE)) == {10 * tshirt + shirt}
+    kept = tab.evaluate("""() => [...document.querySelectorAll('.heatmaplayer image')]
+                                 .map(image => image.dataset.before)""")
+    assert kept == ["0", "1"], kept  # both matrices, the same drawn images as before the click
+    captions = tab.locator(f"{GALLERY} figcaption").all_inner_texts()
+    assert captions and all(c.startswith(f"true {CLASS_NAMES[tshirt]}") for c in captions)
     assert_no_exception(tab)
 
 
@@ -548,7 +586,7 @@ def _open_inspect_list(page):
 
 def test_gallery_grad_cam_and_inspecting_an_image(tab, app_url):
     open_page(tab, app_url, "/confusion")
-    images = tab.locator('[data-testid="stMain"] [data-testid="stImage"] img')
+    images = tab.locator(f"{GALLERY} figure img")
     images.first.wait_for()
     plain_width = images.first.evaluate("img => img.naturalWidth")
     tab.locator(".st-key-confusion_gallery_cams").get_by_text("Show Grad-CAM").click()
@@ -620,3 +658,43 @@ def test_nearest_training_images_of_an_inspected_image(tab, app_url, browser_roo
     shown.nth(len(MODEL_NAMES) - 1).wait_for()
     assert shown.count() == len(MODEL_NAMES)
     assert_no_exception(tab)
+
+
+# ----------------------------------------------------------------------------------------------
+# Every view is a link: the URL follows the clicks; a fresh browser opens the same view
+
+
+def _subheaders(page) -> list[str]:
+    return page.locator('[data-testid="stMain"] :is(h2, h3)').all_inner_texts()
+
+
+def test_a_view_is_its_link(tab, chromium, app_url):
+    query = (
+        "?confusion_true=Coat&confusion_pred=Shirt&confusion_gallery_order=most+confident+first"
+        "&confusion_gallery_page=99&zoom=2"
+    )
+    open_page(tab, app_url, "/confusion" + query)
+    assert "True Coat, predicted Shirt" in _subheaders(tab)
+    note = tab.get_by_text("Part of this link was ignored").inner_text()
+    assert "confusion_gallery_page=99" in note and "zoom" in note and "order" not in note
+    tab.get_by_role("button", name="Swap true ↔ predicted").click()
+    settle(tab)
+    tab.wait_for_function("() => location.search.includes('confusion_true=Shirt')")
+    link = tab.url
+    assert "confusion_pred=Coat" in link and "confusion_gallery_order=" in link
+    assert_no_exception(tab)
+
+    fresh = chromium.new_context(viewport=VIEWPORT)  # another browser: nothing shared but the link
+    try:
+        other = fresh.new_page()
+        other.set_default_timeout(RUN_S * 1000)
+        open_page(other, link, "")
+        assert "True Shirt, predicted Coat" in _subheaders(other)
+        order = other.locator(".st-key-confusion_gallery_order [role='combobox']")
+        assert order.input_value() == "most confident first"
+        assert other.get_by_text("Part of this link was ignored").count() == 0  # zoom: dropped
+        open_page(other, app_url, "/map?map_picked=17")
+        assert any(h.startswith("Test image 17:") for h in _subheaders(other))
+        assert_no_exception(other)
+    finally:
+        fresh.close()

@@ -1,5 +1,7 @@
-"""core.explain: the numpy Grad-CAM held to a tf.GradientTape reference, on the tiny runs and on
-the shipped runs with real test images; the overlay and its colour map."""
+"""core.explain: Grad-CAM (the Grad-CAM layer's activations from ONNX Runtime or the numpy engine,
+the head's backward pass in numpy) held to a tf.GradientTape reference, on the tiny runs and on
+the shipped runs with real test images; the overlay and its colour map. The test model's
+(tests/extra_model.py) are in tests/test_onnx.py."""
 
 from __future__ import annotations
 
@@ -23,10 +25,11 @@ from core.explain import (
 )
 from core.modelfile import UnsupportedModel
 from core.models import MODEL_NAMES
-from core.predict import NumpyModel, load_predictor
+from core.predict import NumpyModel, OnnxModel, load_predictor
 
 PROJECT = Path(__file__).resolve().parent.parent
 SOURCES = ("tiny", "shipped")
+ENGINES = ("onnxruntime", "numpy")
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +43,15 @@ def runs(tiny_root) -> dict[tuple[str, str], artifacts.Run]:
 
 
 @pytest.fixture(scope="module")
-def engines(runs) -> dict[tuple[str, str], NumpyModel]:
-    return {key: load_predictor(run) for key, run in runs.items()}
+def engines(runs) -> dict[tuple[str, str, str], OnnxModel | NumpyModel]:
+    """(source, model, engine) → the run's model on ONNX Runtime (``load_predictor``: the runs
+    carry model.onnx) or on the numpy engine."""
+    found = {}
+    for (source, name), run in runs.items():
+        found[source, name, "onnxruntime"] = load_predictor(run)
+        assert isinstance(found[source, name, "onnxruntime"], OnnxModel)
+        found[source, name, "numpy"] = NumpyModel.from_keras_file(run.path / "model.keras")
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -69,10 +79,11 @@ def _random_weights(model, seed: int = 0) -> None:
 # Same maps as the tf.GradientTape reference
 
 
+@pytest.mark.parametrize("engine_kind", ENGINES)
 @pytest.mark.parametrize("name", MODEL_NAMES)
 @pytest.mark.parametrize("source", SOURCES)
-def test_matches_the_keras_reference(source, name, engines, keras_models, images):
-    engine, model = engines[source, name], keras_models[source, name]
+def test_matches_the_keras_reference(source, name, engine_kind, engines, keras_models, images):
+    engine, model = engines[source, name, engine_kind], keras_models[source, name]
     predicted = engine.predict(images).argmax(axis=1)
     others = np.random.default_rng(1).integers(0, 10, len(images))
     for classes in (predicted, others, 3):
@@ -90,7 +101,7 @@ def test_matches_the_keras_reference(source, name, engines, keras_models, images
 @pytest.mark.parametrize("name", MODEL_NAMES)
 @pytest.mark.parametrize("source", SOURCES)
 def test_maps_depend_on_the_image_and_the_class(source, name, engines, dataset):
-    engine = engines[source, name]
+    engine = engines[source, name, "onnxruntime"]
     trouser = int(np.flatnonzero(dataset.y_test == 1)[0])
     bag = int(np.flatnonzero(dataset.y_test == 8)[0])
     pair = normalise(dataset.x_test[[trouser, bag]])
@@ -103,7 +114,7 @@ def test_maps_depend_on_the_image_and_the_class(source, name, engines, dataset):
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_deterministic_and_independent_of_the_batch(name, engines, images):
-    engine = engines["shipped", name]
+    engine = engines["shipped", name, "onnxruntime"]
     classes = engine.predict(images).argmax(axis=1)
     first = grad_cam(engine, images, classes)
     np.testing.assert_array_equal(grad_cam(engine, images, classes), first)
@@ -115,7 +126,7 @@ def test_deterministic_and_independent_of_the_batch(name, engines, images):
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_one_image_takes_milliseconds(name, engines, images):
-    engine = engines["shipped", name]
+    engine = engines["shipped", name, "onnxruntime"]
     grad_cam(engine, images[:1], 0)
     seconds = []
     for i in range(15):
@@ -213,7 +224,7 @@ def test_unsupported_paths_are_named(make, message, tmp_path):
 
 
 def test_bad_class_indices_are_refused(engines, images):
-    engine = engines["tiny", "baseline"]
+    engine = engines["tiny", "baseline", "onnxruntime"]
     with pytest.raises(ValueError, match=r"lie in 0\.\.9"):
         grad_cam(engine, images[:2], 10)
     with pytest.raises(ValueError, match=r"one per image \(2,\)"):
@@ -279,8 +290,10 @@ def test_explaining_does_not_import_tensorflow(runs):
     code = (
         "import sys, numpy as np\n"
         "import core.explain, core.neighbours\n"
-        "from core.predict import NumpyModel\n"
-        "model = NumpyModel.from_keras_file(sys.argv[1])\n"
+        "from core import artifacts\n"
+        "from core.predict import load_predictor\n"
+        "model = load_predictor(artifacts.load_run('residual', sys.argv[1]))\n"
+        "assert model.engine == 'onnxruntime', model\n"
         "x = np.random.default_rng(0).random((2, 28, 28), dtype=np.float32)\n"
         "cam = core.explain.grad_cam(model, x, [1, 2])\n"
         "core.explain.overlay((x[0] * 255).astype(np.uint8), cam[0])\n"
@@ -291,7 +304,7 @@ def test_explaining_does_not_import_tensorflow(runs):
         "sys.exit(1 if bad else 0)\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code, str(runs["shipped", "residual"].path / "model.keras")],
+        [sys.executable, "-c", code, runs["shipped", "residual"].run_id],
         cwd=PROJECT,
         capture_output=True,
         text=True,

@@ -1,4 +1,5 @@
-"""core.models: both architectures layer for layer, and the registry (names, colours)."""
+"""core.models: both architectures layer for layer, the registry (names, colours), and the
+test-only probe model (its registration: tests/test_registry.py)."""
 
 from __future__ import annotations
 
@@ -97,3 +98,20 @@ def test_model_colors_are_distinct_and_stable():
     assert model_color("some_new_model") == model_color("some_new_model")
     assert model_label("residual") == "Residual CNN"
     assert model_label("unregistered") == "unregistered"
+
+
+def test_the_probe_model_has_the_layers_the_report_models_lack():
+    """tests/extra_model.py (registered only by FMNIST_EXTRA_MODELS, see tests/test_registry.py):
+    BatchNormalization, Dropout, a stride-2 convolution and global average pooling."""
+    from tests.extra_model import SPECS
+
+    (spec,) = SPECS
+    assert spec.name not in REGISTRY  # never in the shipped registry
+    model = spec.build()
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert {"BatchNormalization", "Dropout", "GlobalAveragePooling2D"} <= set(kinds)
+    strides = [layer.strides for layer in model.layers if type(layer).__name__ == "Conv2D"]
+    assert (2, 2) in strides
+    assert model.count_params() == spec.params == 14_570
+    assert model.compute_output_shape((None, 28, 28, 1)) == (None, 10)
+    assert model.layers[-1].activation.__name__ == "softmax"

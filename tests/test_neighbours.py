@@ -197,7 +197,10 @@ def run_copy(tiny_root, tmp_path):
     """A writable copy of the tiny baseline run, loaded (and verified) from its new place."""
     source = artifacts.load_run("baseline", root=tiny_root)
     root = tmp_path / "artifacts"
-    shutil.copytree(source.path, root / "baseline" / source.run_id)
+    # Without its cache/: other tests' pages may have filled the shared run's (metrics, ...)
+    shutil.copytree(
+        source.path, root / "baseline" / source.run_id, ignore=shutil.ignore_patterns("cache")
+    )
     yield artifacts.load_run("baseline", source.run_id, root=root)
     for folder in (root / "baseline" / source.run_id, root / "baseline" / source.run_id / "cache"):
         if folder.is_dir():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -14,6 +15,7 @@ from core.data import CLASS_NAMES
 from core.models import MODEL_NAMES
 from tests import apptools
 from tests.apptools import add_copied_run, gallery_count
+from tests.seedtools import array
 
 PAGE = "pages/confusion.py"
 SHIRT, TSHIRT = CLASS_NAMES.index("Shirt"), CLASS_NAMES.index("T-shirt/top")
@@ -70,7 +72,62 @@ def test_opens_on_true_shirt_predicted_t_shirt_by_the_baseline(app, preds):
     assert app.selectbox(key="confusion_pred").value == TSHIRT
     assert app.selectbox(key="confusion_source").value == "baseline"
     assert gallery_count(app) == count(y_true, y_pred["baseline"], SHIRT, TSHIRT)
-    assert len(app.get("plotly_chart")) == 3  # two matrices and the difference
+    assert len(app.get("plotly_chart")) == 2  # both models' matrices; the difference is a tab
+
+
+def test_the_difference_matrix_is_drawn_when_its_tab_is_open(app, preds):
+    y_true, y_pred = preds
+    app.session_state["confusion_tab"] = app.tabs[1].label
+    app.run()
+    assert not app.exception
+    (chart,) = app.get("plotly_chart")  # only the open tab's matrix is drawn
+    expected = np.zeros((10, 10), dtype=int)
+    np.add.at(expected, (y_true, y_pred["residual"]), 1)
+    np.add.at(expected, (y_true, y_pred["baseline"]), -1)
+    shown = json.loads(chart.proto.spec)["data"][0]["z"]  # a list of rows, or a typed array
+    np.testing.assert_array_equal(array(shown).reshape(10, 10), expected)
+    app.session_state["confusion_tab"] = app.tabs[0].label
+    app.run()
+    assert len(app.get("plotly_chart")) == 2
+
+
+def outlined_cell(at: AppTest, position: int) -> tuple[int, int]:
+    """The (true, predicted) cell whose outline the page's style rule shows in the
+    ``position``-th matrix: the shapes it names, looked up in that figure (data coordinates)."""
+    (rule,) = [h.proto.body for h in at.get("html") if "data-index" in h.proto.body]
+    spec = json.loads(at.get("plotly_chart")[position].proto.spec)
+    named = [int(i) for i in re.findall(r'data-index="(\d+)"', rule)]
+    assert len(named) == 2 and f"st-key-confusion_chart_{MODEL_NAMES[position]}_" in rule
+    boxes = {
+        (s["x0"], s["x1"], s["y0"], s["y1"]) for s in (spec["layout"]["shapes"][i] for i in named)
+    }
+    ((x0, x1, y0, y1),) = boxes  # the white and the black line of one cell
+    assert (x1 - x0, y1 - y0) == (1, 1)
+    return round(y0 + 0.5), round(x0 + 0.5)
+
+
+def test_swap_reruns_only_the_cell_and_its_gallery(app, preds, monkeypatch):
+    """A Swap is a fragment rerun: the page above the matrices (the run picker, the metrics)
+    does not run again, no matrix is sent again, and the outline moves by its style rule."""
+    from widgets import picker
+
+    y_true, y_pred = preds
+    show(app, (SHIRT, TSHIRT, "residual"))
+    assert outlined_cell(app, 1) == (SHIRT, TSHIRT)
+    page_runs = []
+    real = picker.selected_pair
+    monkeypatch.setattr(picker, "selected_pair", lambda: page_runs.append(1) or real())
+    app.button(key="confusion_swap").click().run()
+    assert not app.exception
+    assert page_runs == []  # the page body did not run
+    assert app.session_state["confusion_cell"] == (TSHIRT, SHIRT, "residual")
+    assert gallery_count(app) == count(y_true, y_pred["residual"], TSHIRT, SHIRT)
+    assert not app.get("plotly_chart")  # the matrices were not sent again
+    (rule,) = [h.proto.body for h in app.get("html") if "data-index" in h.proto.body]
+    assert f'data-index="{2 * (TSHIRT * 10 + SHIRT)}"' in rule
+    app.run()  # a whole run draws the matrices again, the outline on the swapped cell
+    assert page_runs == [1]
+    assert outlined_cell(app, 1) == (TSHIRT, SHIRT)
 
 
 def test_the_matrices_show_both_models_counts(app, preds):

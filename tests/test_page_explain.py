@@ -4,7 +4,10 @@ and Grad-CAM on the Predict page. Expected values are computed here from core's 
 
 from __future__ import annotations
 
+import base64
+import html
 import io
+import re
 import shutil
 
 import numpy as np
@@ -60,17 +63,27 @@ def test_grad_cam_strip_is_the_image_then_each_models_map(runs, dataset):
         assert np.array_equal(panel, explain.overlay(image, cam, scale=scale))
 
 
+def gallery_tiles(at) -> list[tuple[str, tuple[int, int]]]:
+    """(caption, (width, height) of its PNG) of each image of the gallery's grid (one block of
+    inline PNGs, widgets.gallery.image_grid)."""
+    (grid,) = [h.proto.body for h in at.get("html") if "gallery-grid" in h.proto.body]
+    pngs = [base64.b64decode(d) for d in re.findall(r'src="data:image/png;base64,([^"]+)"', grid)]
+    captions = [html.unescape(c) for c in re.findall(r"<figcaption>(.*?)</figcaption>", grid)]
+    return [(c, Image.open(io.BytesIO(p)).size) for c, p in zip(captions, pngs, strict=True)]
+
+
 def test_gallery_shows_strips_when_grad_cam_is_on(confusion):
-    plain = confusion.get("image")
+    plain = gallery_tiles(confusion)
     confusion.toggle(key="confusion_gallery_cams").set_value(True).run()
     assert not confusion.exception
     assert any("Each strip: the image, then Grad-CAM" in c.value for c in confusion.caption)
-    strips = confusion.get("image")
-    assert len(strips) == len(plain) == 1
-    before, after = plain[0].proto.imgs, strips[0].proto.imgs
-    assert len(after) == len(before) > 0  # the same images...
-    assert [i.caption for i in after] == [i.caption for i in before]
-    assert not {i.url for i in after} & {i.url for i in before}  # ...drawn anew, as strips
+    strips = gallery_tiles(confusion)
+    assert len(strips) == len(plain) > 0  # the same images...
+    assert [c for c, _ in strips] == [c for c, _ in plain]
+    tile = 28 * explain_view.TILE_SCALE  # ...drawn anew, as strips: the image and each model's map
+    assert {size for _, size in plain} == {(28 * 6, 28 * 6)}
+    n = len(MODEL_NAMES)
+    assert {size for _, size in strips} == {(tile * (n + 1) + explain_view.GAP * n, tile)}
 
 
 def test_suspected_label_filter_counts_what_both_models_confidently_call_otherwise(confusion, runs):
@@ -83,7 +96,7 @@ def test_suspected_label_filter_counts_what_both_models_confidently_call_otherwi
         sure &= (preds[m] == preds["baseline"]) & (probs[m].max(axis=1) >= 0.9)
     expected = int((in_cell & sure & (preds["baseline"] != y_true)).sum())
     assert expected > 0  # the shipped runs have such shirts
-    confusion.toggle(key="confusion_gallery_suspects").set_value(True).run()
+    confusion.selectbox(key="confusion_gallery_suspects").set_value("agree").run()
     assert not confusion.exception
     assert gallery_count(confusion) == expected
 

@@ -69,15 +69,28 @@ def table_with(at, column: str):
     return table
 
 
+def open_seed_tab(at, label: str):
+    """Open one of the Overview's lazy tabs over seeds (only the open one is drawn)."""
+    at.session_state["overview_seeds_tab"] = label
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
 def test_overview_shows_the_seed_tables(overview, summaries):
-    """The mean ± std over seeds per model, and per class (core.seeds' tables)."""
+    """The mean ± std over seeds per model, and per class (core.seeds' tables), each in its
+    tab; a closed tab is not drawn, so a cold start loads no chart."""
+    assert "overview_seed_chart" not in charts(overview)
     pd.testing.assert_frame_equal(table_with(overview, "Seeds"), seeds.seed_table(summaries))
+    open_seed_tab(overview, "F1 of each class")
     table = table_with(overview, f"{NAMES['baseline']} F1")
     pd.testing.assert_frame_equal(table, seeds.class_f1_table(summaries))
+    assert not [d for d in overview.dataframe if "Seeds" in d.value.columns]
+    open_seed_tab(overview, "Mean ± std")
 
 
 def test_overview_chart_has_every_seed_the_mean_and_the_reference_lines(overview, expected):
-    spec = charts(overview)["overview_seed_chart"]
+    spec = charts(open_seed_tab(overview, "Each seed (chart)"))["overview_seed_chart"]
     for model in MODEL_NAMES:
         accuracies = [expected[model][s]["accuracy"] for s in SEEDS]
         (dots,) = [t for t in spec["data"] if t["name"] == f"{NAMES[model]}: each seed"]
@@ -87,6 +100,7 @@ def test_overview_chart_has_every_seed_the_mean_and_the_reference_lines(overview
         assert mean["error_y"]["array"][0] == pytest.approx(statistics.stdev(accuracies))
     assert line_levels(spec) == pytest.approx(ACCURACY_LINES)
     assert BEST_PUBLISHED_NOTE in [c.value for c in overview.caption]
+    open_seed_tab(overview, "Mean ± std")
 
 
 def test_overview_states_both_verdicts_and_what_each_is_about(overview, summaries):

@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core import artifacts, calibration, export, figures, metrics, roc, seeds, selective
+from core import artifacts, calibration, figures, metrics, roc, seeds, selective
 from core.artifacts import RunInfo
-from core.published import reference_lines
-from widgets import cached
+from core.published import ACCURACY_REFERENCES, BEST_PUBLISHED_NOTE, reference_lines
+from widgets import cached, charts, layout
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -38,23 +38,35 @@ def _ids(infos: Mapping[int, RunInfo]) -> tuple[tuple[int, cached.RunKey], ...]:
     return tuple((seed, cached.run_key(info)) for seed, info in infos.items())
 
 
-@st.cache_data(show_spinner="Summarising the seeds…", max_entries=32)
-def _summary(model: str, ids: tuple, root: str, _infos: Mapping[int, RunInfo]) -> Summary:
-    return seeds.summarize(seeds.load_seed_runs(_infos))
-
-
 @st.cache_data(show_spinner="Averaging the training curves over seeds…", max_entries=32)
 def _curves(model: str, ids: tuple, root: str, _infos: Mapping[int, RunInfo]) -> pd.DataFrame:
     return seeds.curves(list(seeds.load_seed_runs(_infos).values()))
 
 
+@st.cache_resource(show_spinner="Summarising the seeds…", max_entries=16)
+def _summaries(ids: tuple, root: str, _collected: seeds.Collected) -> dict[str, Summary]:
+    return seeds.kept_summaries(_collected, root)
+
+
 def summaries(collected: seeds.Collected, root: str) -> dict[str, Summary]:
-    """Cached ``core.seeds.summarize`` of every model that has at least one seed."""
-    return {
-        model: _summary(model, _ids(infos), root, infos)
-        for model, infos in collected.items()
-        if infos
-    }
+    """Cached ``core.seeds.summarize`` of every model that has at least one seed (kept under
+    the artifacts folder: a cold start reads one small file)."""
+    ids = tuple((model, _ids(infos)) for model, infos in collected.items())
+    return _summaries(ids, root, collected)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _verdicts(ids: tuple, pair: tuple[str, str], root: str, _collected, _summaries):
+    return seeds.kept_seed_verdicts(_collected, _summaries, pair, root)
+
+
+def seed_verdicts(
+    collected: seeds.Collected, summaries: Mapping[str, Summary], pair, root: str
+) -> seeds.SeedVerdicts:
+    """The paired-by-seed verdict on ``pair`` and the seeds it would need (``core.seeds``:
+    kept under the artifacts folder; SciPy is imported only to compute them)."""
+    ids = tuple((model, _ids(infos)) for model, infos in collected.items() if model in pair)
+    return _verdicts(ids, tuple(pair), root, collected, summaries)
 
 
 def seed_curves(collected: seeds.Collected, root: str) -> dict[str, pd.DataFrame]:
@@ -64,6 +76,36 @@ def seed_curves(collected: seeds.Collected, root: str) -> dict[str, pd.DataFrame
         for model, infos in collected.items()
         if infos
     }
+
+
+SEED_TABS = ("Mean ± std", "Each seed (chart)", "F1 of each class")
+
+
+def seeds_ui(summaries: Mapping[str, Summary]) -> None:
+    """The Overview's figures over seeds in lazy tabs: only the open one is computed and drawn,
+    so a cold start loads no chart script (Plotly's is 4.7 MB: a second of the first screen)."""
+    table, chart, per_class = st.tabs(SEED_TABS, key="overview_seeds_tab", on_change="rerun")
+    if table.open:
+        with table:
+            st.caption(
+                "Each model's test figures over its seeds: mean ± standard deviation (n − 1)."
+            )
+            frame = seeds.seed_table(summaries)
+            st.container(key="overview_seed_table").dataframe(
+                frame, width="stretch", height=layout.table_height(len(frame))
+            )
+    if chart.open:
+        with chart:
+            figure = charts.seed_metric_figure(summaries, metric="accuracy",
+                                               references=ACCURACY_REFERENCES)  # fmt: skip
+            st.plotly_chart(figure, width="stretch", key="overview_seed_chart")
+            st.caption(BEST_PUBLISHED_NOTE)
+    if per_class.open:
+        with per_class:
+            frame = seeds.class_f1_table(summaries)
+            st.container(key="overview_class_f1_table").dataframe(
+                frame, width="stretch", height=layout.table_height(len(frame))
+            )
 
 
 # --- training curves with their reference lines ------------------------------------------------
@@ -136,6 +178,8 @@ def pr_curves(run: artifacts.Run) -> tuple[roc.PrCurve, ...]:
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def _export(keys: tuple[cached.RunKey, ...], _runs: Mapping[str, artifacts.Run]) -> str:
+    from core import export  # SciPy (the seed statistics): imported when an export is asked for
+
     return export.export_html(_runs, keys[0].root)
 
 

@@ -13,7 +13,7 @@ from typing import NamedTuple
 import numpy as np
 import streamlit as st
 
-from core import artifacts, metrics
+from core import artifacts, metrics, runcache
 from core.data import load_dataset
 from core.figures import image_png
 
@@ -50,26 +50,39 @@ def load_run(key: RunKey) -> artifacts.Run:
     return artifacts.load_run(key.model, key.run_id, key.root)
 
 
-@st.cache_data(show_spinner="Computing metrics…", max_entries=16)
+# Results: computed once per run and kept in its cache (core.runcache), then held here once per
+# server and shared by every session (st.cache_resource: no copy per call; never modified).
+@st.cache_resource(show_spinner="Computing metrics…", max_entries=64)
 def _evaluate(key: RunKey) -> metrics.Evaluation:
-    run = load_run(key)
-    return metrics.evaluate(run.y_true, run.y_prob)
+    return runcache.evaluation(load_run(key))
 
 
-@st.cache_data(show_spinner="Comparing…", max_entries=16)
+@st.cache_resource(show_spinner="Comparing…", max_entries=16)
 def _compare(key_a: RunKey, key_b: RunKey) -> metrics.Comparison:
-    first, second = load_run(key_a), load_run(key_b)
-    return metrics.compare(first.y_true, first.y_prob, second.y_prob)
+    return runcache.comparison(load_run(key_a), load_run(key_b))
 
 
 def evaluation(run: artifacts.Run) -> metrics.Evaluation:
-    """Cached metrics of one run."""
+    """The run's metrics, confusion matrix and ROC curves (kept with the run; shared)."""
     return _evaluate(run_key(run))
 
 
 def comparison(run_a: artifacts.Run, run_b: artifacts.Run) -> metrics.Comparison:
-    """Cached paired comparison (McNemar, bootstrap CI) of two runs on the same test set."""
+    """The paired comparison (McNemar, bootstrap CI) of two runs on the same test set (kept in
+    the first run's cache; shared)."""
     return _compare(run_key(run_a), run_key(run_b))
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _architecture(key: RunKey) -> runcache.Architecture:
+    run = load_run(key)
+    return runcache.architecture(run, lambda: predictor(run))
+
+
+def architecture(run: artifacts.Run) -> runcache.Architecture:
+    """The run's layer table, layer graph and parameter count (kept with the run: showing them
+    loads no model; shared)."""
+    return _architecture(run_key(run))
 
 
 @st.cache_resource(show_spinner="Loading the Fashion-MNIST test set…")
@@ -86,6 +99,13 @@ def test_image_png(index: int, scale: int) -> bytes:
     return image_png(x_test[index], scale=scale)
 
 
+@st.cache_resource(show_spinner=False, max_entries=256)
+def test_images_png(indices: tuple[int, ...], scale: int) -> tuple[bytes, ...]:
+    """``test_image_png`` of each of ``indices``, one cache look-up for a gallery page (24
+    look-ups cost a fifth of a gallery click's script time); shared, immutable bytes."""
+    return tuple(test_image_png(int(index), scale) for index in indices)
+
+
 @st.cache_resource(show_spinner="Loading the model…", max_entries=8)
 def _predictor(key: RunKey):
     from core.predict import load_predictor
@@ -94,7 +114,9 @@ def _predictor(key: RunKey):
 
 
 def predictor(run: artifacts.Run):
-    """The run's model for fast inference (numpy; one shared, read-only copy per server)."""
+    """The run's model for fast inference (``core.predict.load_predictor``: one ONNX Runtime
+    session per run and server, shared by every script thread; numpy for runs without
+    ``model.onnx``)."""
     return _predictor(run_key(run))
 
 

@@ -5,6 +5,9 @@ What is shown is computed in ``core.gallery``; this module only draws widgets an
 
 from __future__ import annotations
 
+import base64
+import html
+import struct
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -17,8 +20,17 @@ from core.models import display_name
 from core.text import literal
 from widgets import cached
 from widgets import explain as explain_view
+from widgets import labelissues as labelissues_view
 
 PER_PAGE = 24
+# The gallery grid: tiles side by side, wrapping; captions as small as st.caption's.
+GRID_CSS = (
+    ".gallery-grid{display:flex;flex-wrap:wrap;gap:0.75rem 1rem;align-items:flex-start}"
+    ".gallery-grid figure{margin:0}"
+    ".gallery-grid img{display:block;image-rendering:pixelated}"
+    ".gallery-grid figcaption{font-size:0.8rem;opacity:0.65;margin-top:0.25rem;"
+    "overflow-wrap:anywhere}"
+)
 SCALE = 6  # 28 px -> 168 px, every pixel a crisp block
 ORDER_LABELS = {
     "index": "test-set order",
@@ -27,24 +39,70 @@ ORDER_LABELS = {
 }
 
 
-def clickable_chart(container, figure, key: str, read: Callable, on_pick: Callable) -> None:
-    """A Plotly chart whose clicks call ``on_pick(read(selection))``; empty selections are ignored.
+def chart_element_key(key: str) -> str:
+    """The element key (``.st-key-<it>`` in the page) of ``clickable_chart(..., key, ...)``."""
+    return f"{key}_chart"
 
-    ``read`` is ``figures.selected_cell`` or ``figures.selected_part``. A click on the selected
-    point would clear the selection, so after each pick this chart alone gets a fresh key (an
-    empty selection): every click is a new pick. Other changes keep the key, so the browser
-    updates the chart in place instead of drawing it anew.
+
+def clickable_chart(container, figure, key: str, read: Callable, on_pick: Callable) -> str:
+    """A Plotly chart whose clicks call ``on_pick(read(selection))``; returns its element key.
+
+    ``read`` is ``figures.selected_cell`` or ``figures.selected_part``. The chart keeps its
+    key, so a pick never makes the browser draw it anew (a new key did: most of a click's
+    time). A click on the point picked last deselects it, an empty selection: that is a pick of
+    the same point again (as is a double click, which also clears the selection).
     """
-    version_key = f"{key}__version"
-    chart_key = f"{key}_{st.session_state.get(version_key, 0)}"
+    chart_key, last_key = chart_element_key(key), f"{key}__picked"
 
     def clicked() -> None:
         value = read(st.session_state.get(chart_key))
+        if value is None:
+            value = st.session_state.get(last_key)
         if value is not None:
-            st.session_state[version_key] = st.session_state.get(version_key, 0) + 1
+            st.session_state[last_key] = value
             on_pick(value)
 
     container.plotly_chart(figure, key=chart_key, on_select=clicked, selection_mode="points")
+    return chart_key
+
+
+def image_grid(pngs: list[bytes], captions: list[str], alts: list[str], key: str) -> None:
+    """PNG images at their own size, each with its caption (and ``alts`` as alt text), as one
+    HTML block of inline images.
+
+    Hand-written because ``st.image`` with a list sends each image as a media file that the
+    browser fetches on its own: 24 requests and layouts per gallery page. One block of data
+    URIs is one element; a synthetic page's click took 0.27 s against 0.37 s, and
+    bench/results.md has the Confusion page's. ``key`` names the block's container
+    (``.st-key-<key>``); images are ``figure img``, captions ``figcaption``.
+    """
+    tiles = "".join(
+        f'<figure style="width:{width}px"><img src="data:image/png;base64,{base64.b64encode(png).decode()}" '
+        f'width="{width}" height="{height}" alt="{html.escape(alt)}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        for png, caption, alt in zip(pngs, captions, alts, strict=True)
+        for width, height in [png_size(png)]
+    )
+    st.container(key=key).html(f"<style>{GRID_CSS}</style><div class='gallery-grid'>{tiles}</div>")
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    """Width and height of a PNG, from its header (IHDR is always the first chunk)."""
+    if png[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError("not a PNG")
+    width, height = struct.unpack(">II", png[16:24])
+    return width, height
+
+
+def url_keys(key: str) -> tuple[str, ...]:
+    """The URL parameters of gallery ``key``: its filters, order, page and inspected image."""
+    parts = ("disagree", "conf_model", "conf", "order", "cams", "suspects", "page", "inspect")
+    return tuple(f"{key}_{part}" for part in parts)
+
+
+def url_formats(key: str) -> dict:
+    """How gallery ``key``'s choices read in the URL (``core.urlstate.ignored``)."""
+    return {f"{key}_order": ORDER_LABELS.get, f"{key}_conf_model": display_name}
 
 
 def load_test_images(y_true) -> np.ndarray | None:
@@ -66,95 +124,131 @@ def load_test_images(y_true) -> np.ndarray | None:
     return x_test
 
 
+def part_keys(key: str) -> tuple[str, str]:
+    """The fragment keys of gallery ``key``: the whole gallery, and its page of images alone
+    (``st.rerun`` either from a callback that changes what the gallery shows)."""
+    return f"{key}_part", f"{key}_page_part"
+
+
 def gallery_ui(
     items: pd.DataFrame,
-    images: np.ndarray,
     key: str,
-    conf_model: str | None = None,
+    members: Callable[[], np.ndarray],
+    conf_model: Callable[[], str | None] | None = None,
     runs: Mapping[str, Run] | None = None,
 ) -> None:
-    """Filters, order, paging and the images of one gallery (rows of ``gallery_items``).
+    """Filters, order, paging and the images of one gallery.
 
-    ``conf_model`` fixes the model whose confidence the range filter and the order use (the
-    matrix the cell came from); None lets the reader choose it. With the gallery's ``runs``,
-    images can be shown with each model's Grad-CAM, narrowed to suspected label errors, and
-    inspected one by one.
+    ``items`` (rows of ``gallery_items``) are every image the gallery can show; the filters
+    run on them. ``members()`` gives the test-set indices it shows now (a cell, a part): the
+    page of images reads it each time it runs, so a callback that changes only what is shown
+    reruns that page alone (``part_keys(key)[1]``), not the filters. ``conf_model()`` (read
+    when the filters run) fixes the model whose confidence the range filter and the order use
+    (the matrix the cell came from); None, or a None from it, lets the reader choose it. With the gallery's ``runs``, images can be shown
+    with each model's Grad-CAM, narrowed to suspected label errors, and inspected one by one.
     """
+    whole, _ = part_keys(key)
+    st.fragment(_filters_ui, key=whole)(items, key, members, conf_model, runs)
+
+
+def _filters_ui(items, key, members, conf_model, runs) -> None:
     models = gallery.models_of(items)
     names = {model: display_name(model) for model in models}
-    if items.empty:
-        st.info("No test images here.", icon=":material/image_not_supported:")
-        return
     left, middle, right, far = st.columns([1.3, 1.2, 2, 1.3], vertical_alignment="bottom")
     disagree = left.toggle(
         "Only disagreements",
         key=f"{key}_disagree",
+        bind="query-params",
         help="Only images the two models classify differently.",
     )
-    if conf_model is not None:
-        st.session_state[f"{key}_conf_model"] = conf_model
+    fixed = conf_model() if conf_model is not None else None
+    if fixed is not None:
+        st.session_state[f"{key}_conf_model"] = fixed
     chosen = middle.selectbox(
         "Confidence of",
         models,
         format_func=names.get,
         key=f"{key}_conf_model",
-        disabled=conf_model is not None,
+        bind="query-params",
+        disabled=fixed is not None,
         help="The model whose confidence in its own prediction the range and the order use.",
     )
     low, high = right.slider(
-        "Confidence in its prediction", 0, 100, (0, 100), step=5, format="%d%%", key=f"{key}_conf"
+        "Confidence in its prediction",
+        0,
+        100,
+        (0, 100),
+        step=5,
+        format="%d%%",
+        key=f"{key}_conf",
+        bind="query-params",
     )
-    order = far.selectbox("Order", gallery.ORDERS, format_func=ORDER_LABELS.get, key=f"{key}_order")
-    shown = gallery.filter_items(items, disagree, (low / 100, high / 100), chosen)
+    order = far.selectbox(
+        "Order",
+        gallery.ORDERS,
+        format_func=ORDER_LABELS.get,
+        key=f"{key}_order",
+        bind="query-params",
+    )
+    passing = gallery.filter_items(items, disagree, (low / 100, high / 100), chosen)
     cams = False
     if runs:
         left, right = st.columns(2)
-        cams = left.toggle("Show Grad-CAM", key=f"{key}_cams", help=explain.HEATMAP_LEGEND)
-        if right.toggle(
-            "Only suspected label errors",
-            key=f"{key}_suspects",
-            help="Images every model gives the same other class with at least 90% confidence: "
-            "the label may be wrong rather than the models.",
-        ):
-            shown = shown[shown["index"].isin(explain_view.suspects(runs))]
-    shown = gallery.sort_items(shown, chosen, order)
+        cams = left.toggle(
+            "Show Grad-CAM", key=f"{key}_cams", bind="query-params", help=explain.HEATMAP_LEGEND
+        )
+        passing = labelissues_view.gallery_filter_ui(right, passing, runs, key=f"{key}_suspects")
+    passing = gallery.sort_items(passing, chosen, order)
+    view = {"names": names, "cams": cams, "runs": runs}
+    st.fragment(_page_ui, key=part_keys(key)[1])(passing, key, members, view)
+
+
+def _page_ui(passing: pd.DataFrame, key: str, members, view: dict) -> None:
+    """The shown images that pass the filters (``passing``, in order), one page of them."""
+    shown_now = members()
+    if not len(shown_now):
+        st.info("No test images here.", icon=":material/image_not_supported:")
+        return
+    shown = passing[passing["index"].isin(shown_now)]
     n_pages = gallery.page(shown, 1, PER_PAGE)[1]
     page_key = f"{key}_page"
     if not 1 <= st.session_state.get(page_key, 1) <= n_pages:  # a smaller cell than before
         st.session_state[page_key] = 1
     pager, label = st.columns([1, 5], vertical_alignment="bottom")
-    number = pager.number_input("Page", 1, n_pages, step=1, key=page_key)
-    label.caption(gallery.page_label(len(shown), number, PER_PAGE, total=len(items)))
+    number = pager.number_input("Page", 1, n_pages, step=1, key=page_key, bind="query-params")
+    label.caption(gallery.page_label(len(shown), number, PER_PAGE, total=len(shown_now)))
     rows, _ = gallery.page(shown, number, PER_PAGE)
     if rows.empty:
         st.info("No image passes the filters: widen the confidence range or show all.")
         return
     records = rows.to_dict("records")
-    if cams:
+    runs, names = view["runs"], view["names"]
+    captions = [gallery.caption(r, names) for r in records]
+    alts = [f"Test image {int(r['index'])}: {c}" for r, c in zip(records, captions, strict=True)]
+    if view["cams"]:
         st.caption(explain_view.strip_caption(runs) + " " + explain.HEATMAP_LEGEND)
-        st.image(
-            [explain_view.cam_strip_png(runs, int(r["index"])) for r in records],
-            caption=[gallery.caption(r, names) for r in records],
-            width=(28 * explain_view.TILE_SCALE + explain_view.GAP) * (len(runs) + 1),
-            output_format="PNG",
-        )
+        strips = [explain_view.cam_strip_png(runs, int(r["index"])) for r in records]
+        image_grid(strips, captions, alts, key=f"{key}_images")
     else:
-        st.image(
-            [cached.test_image_png(int(r["index"]), SCALE) for r in records],
-            caption=[gallery.caption(r, names) for r in records],
-            width=28 * SCALE,  # fixed: otherwise each image widens to its caption
-            output_format="PNG",
-        )
+        pngs = cached.test_images_png(tuple(int(r["index"]) for r in records), SCALE)
+        image_grid(list(pngs), captions, alts, key=f"{key}_images")
     if runs:
-        picked = st.selectbox(
-            "Inspect one image: Grad-CAM for the predicted and the true class, nearest training "
-            "images",
-            [int(r["index"]) for r in records],
-            index=None,
-            placeholder="Pick an image of this page",
-            format_func=lambda i: f"test image {i}",
-            key=f"{key}_inspect",
-        )
-        if picked is not None:
-            with st.container(border=True):
-                explain_view.image_detail_ui(runs, picked, key=f"{key}_detail")
+        inspect_ui(runs, [int(r["index"]) for r in records], key)
+
+
+@st.fragment  # picking an image, or its nearest neighbours, reruns only the inspected image
+def inspect_ui(runs: Mapping[str, Run], indices: list[int], key: str) -> None:
+    """Pick one of ``indices`` (the gallery page's images) and inspect it."""
+    picked = st.selectbox(
+        "Inspect one image: Grad-CAM for the predicted and the true class, nearest training images",
+        indices,
+        index=None,
+        placeholder="Pick an image of this page",
+        format_func=lambda i: f"test image {i}",
+        key=f"{key}_inspect",
+        bind="query-params",
+    )
+    if picked is not None:
+        with st.container(border=True):
+            explain_view.image_detail_ui(runs, picked, key=f"{key}_detail")
+            labelissues_view.issue_detail_ui(runs, picked)

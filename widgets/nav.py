@@ -17,8 +17,10 @@ CONFUSION = st.Page("pages/confusion.py", title="Confusion matrices", icon=":mat
 ROC = st.Page("pages/roc.py", title="ROC & calibration", icon=":material/show_chart:")
 COMPARE = st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:")
 MAP = st.Page("pages/map.py", title="Map of the test set", icon=":material/scatter_plot:")
+ROBUSTNESS = st.Page("pages/robustness.py", title="Robustness", icon=":material/broken_image:")
 PREDICT = st.Page("pages/predict.py", title="Predict", icon=":material/draw:")
-PAGES = (OVERVIEW, TRAINING, CONFUSION, ROC, COMPARE, MAP, PREDICT)
+TESTSET = st.Page("pages/testset.py", title="My test set", icon=":material/fact_check:")
+PAGES = (OVERVIEW, TRAINING, CONFUSION, ROC, COMPARE, MAP, ROBUSTNESS, PREDICT, TESTSET)
 
 _ROUTED_ONCE = "nav_routed_deep_link"
 _routing = threading.local()  # set while the router runs a page on this script thread

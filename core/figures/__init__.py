@@ -12,6 +12,11 @@ from core.figures.compare import agreement_figure, f1_bars_figure, probability_f
 from core.figures.confusion import confusion_difference_figure, confusion_figure
 from core.figures.images import image_png, sample_grid_figure
 from core.figures.map import projection_figure
+from core.figures.robustness import (
+    robustness_difference_figure,
+    robustness_figure,
+    robustness_severity_figure,
+)
 from core.figures.roc import pr_figure, roc_figure, roc_grid_figure
 from core.figures.selection import selected_cell, selected_indices, selected_part
 from core.figures.selective import accuracy_coverage_figure
@@ -38,6 +43,9 @@ __all__ = [
     "probability_figure",
     "projection_figure",
     "reliability_figure",
+    "robustness_difference_figure",
+    "robustness_figure",
+    "robustness_severity_figure",
     "roc_figure",
     "roc_grid_figure",
     "sample_grid_figure",
