@@ -62,6 +62,7 @@ PAGES = {
     "predict": ("/predict", [".st-key-predict_probs .barlayer .trace.bars path",
                              'text=/: why /']),
     "map": ("/map", ['[class*="st-key-map_chart_"] .scatterlayer path.point']),
+    "testset": ("/testset", ["text=/Your test set is empty/"]),  # a first visit: empty
 }  # fmt: skip
 
 
