@@ -70,3 +70,19 @@ def seed_root(tmp_path_factory, dataset):
     from tests import seedtools
 
     return seedtools.make_seed_root(tmp_path_factory.mktemp("seeds") / "artifacts", dataset)
+
+
+@pytest.fixture(scope="module")
+def shipped_root(tmp_path_factory):
+    """A copy of the shipped default runs (one per test module), without their caches, so caches
+    the pages write beside them stay out of the repository."""
+    import shutil
+
+    from core import artifacts
+
+    root = tmp_path_factory.mktemp("shipped") / "artifacts"
+    for model in MODEL_NAMES:
+        run = artifacts.load_run(model)
+        shutil.copytree(run.path, root / model / run.run_id, ignore=shutil.ignore_patterns("cache"))
+        artifacts.set_default(model, run.run_id, root)
+    return root

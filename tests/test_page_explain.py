@@ -8,7 +8,6 @@ import base64
 import html
 import io
 import re
-import shutil
 
 import numpy as np
 import pytest
@@ -24,17 +23,6 @@ from widgets import explain as explain_view
 
 SHIRT, TSHIRT = CLASS_NAMES.index("Shirt"), CLASS_NAMES.index("T-shirt/top")
 TRAIN_SUBSET = 3000  # neighbours are searched among these (all 60,000 take minutes here)
-
-
-@pytest.fixture(scope="module")
-def shipped_root(tmp_path_factory):
-    """A copy of the shipped default runs, so caches written next to them stay out of the repo."""
-    root = tmp_path_factory.mktemp("shipped")
-    for model in MODEL_NAMES:
-        run = artifacts.load_run(model)
-        shutil.copytree(run.path, root / model / run.run_id, ignore=shutil.ignore_patterns("cache"))
-        artifacts.set_default(model, run.run_id, root)
-    return root
 
 
 @pytest.fixture(scope="module")

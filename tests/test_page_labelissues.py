@@ -7,8 +7,6 @@ all 60,000 takes ~16 s and is tested in tests/test_labelissues.py)."""
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 from cleanlab.filter import find_label_issues
@@ -22,17 +20,6 @@ from tests.test_labelissues import KNOWN_NEAR
 from widgets import explain as explain_view
 
 SHIRT, TSHIRT, TROUSER = (CLASS_NAMES.index(c) for c in ("Shirt", "T-shirt/top", "Trouser"))
-
-
-@pytest.fixture(scope="module")
-def shipped_root(tmp_path_factory):
-    """A copy of the shipped default runs: caches written beside them stay out of the repo."""
-    root = tmp_path_factory.mktemp("issues") / "artifacts"
-    for model in MODEL_NAMES:
-        run = artifacts.load_run(model)
-        shutil.copytree(run.path, root / model / run.run_id, ignore=shutil.ignore_patterns("cache"))
-        artifacts.set_default(model, run.run_id, root)
-    return root
 
 
 @pytest.fixture(scope="module")
