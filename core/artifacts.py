@@ -108,12 +108,25 @@ _HASHES: dict[tuple, str] = {}
 _HASHES_MAX = 4096
 
 
+def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def _remember(key: tuple, st: os.stat_result, value: str) -> bool:
+    """Remember ``value`` as the hash of the file ``key`` names, unless it changed too recently."""
+    if time.time() - st.st_ctime_ns / 1e9 <= RACY_SECONDS:
+        return False
+    if len(_HASHES) >= _HASHES_MAX:
+        _HASHES.clear()
+    _HASHES[key] = value
+    return True
+
+
 def sha256_file(path: Path) -> str:
     """The file's SHA-256 (hex), remembered while the file is unchanged."""
     with open(path, "rb") as f:
         st = os.fstat(f.fileno())
-        key = (os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns,
-               st.st_ctime_ns)  # fmt: skip
+        key = (os.path.realpath(path), *_identity(st))
         known = _HASHES.get(key)
         if known is not None:
             return known
@@ -121,11 +134,55 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     value = digest.hexdigest()
-    if time.time() - st.st_ctime_ns / 1e9 > RACY_SECONDS:
-        if len(_HASHES) >= _HASHES_MAX:
-            _HASHES.clear()
-        _HASHES[key] = value
+    _remember(key, st, value)
     return value
+
+
+# The same memo, kept across processes in each run's cache folder: a cold start of the dashboard
+# lists twenty runs (70 MB, 0.2 s of hashing) and would otherwise hash them all again. An entry is
+# used only while the file's identity and change times are exactly those recorded (the rule
+# above), so a file written since, or copied elsewhere, is hashed again; the memo is advisory
+# (unreadable or unwritable: every file is hashed, nothing fails).
+CHECKSUM_MEMO = "checksums.json"
+_MEMO_FORMAT = 1
+
+
+class _ChecksumMemo:
+    """``sha256_file`` for the files of one run folder, with ``CHECKSUM_MEMO`` beside them."""
+
+    def __init__(self, run_dir: Path):
+        self.file = run_dir / "cache" / CHECKSUM_MEMO
+        self.entries: dict[str, list] = {}
+        self.changed = False
+        with contextlib.suppress(OSError, UnicodeDecodeError, ValueError, TypeError):
+            data = json.loads(self.file.read_text(encoding="utf-8"))
+            if (isinstance(data, dict) and data.get("format") == _MEMO_FORMAT
+                    and isinstance(data.get("files"), dict)):  # fmt: skip
+                self.entries = data["files"]
+
+    def matches(self, file: Path, want: str) -> bool:
+        """Whether ``file``'s SHA-256 is ``want``. A remembered hash that disagrees is never
+        trusted: the file is hashed again (a damaged memo cannot condemn a good run)."""
+        st = file.stat()
+        key = (os.path.realpath(file), *_identity(st))
+        entry = self.entries.get(file.name)
+        if isinstance(entry, list) and len(entry) == 6 and entry[:5] == list(key[1:]):
+            if entry[5] == want:
+                _remember(key, st, want)  # this process need not read the memo again
+                return True
+            _HASHES.pop(key, None)  # the memo disagrees: hash the file itself
+        value = sha256_file(file)
+        if time.time() - st.st_ctime_ns / 1e9 > RACY_SECONDS:
+            self.entries[file.name] = [*key[1:], value]
+            self.changed = True
+        return value == want
+
+    def save(self) -> None:
+        if not self.changed:
+            return
+        with contextlib.suppress(OSError):
+            self.file.parent.mkdir(exist_ok=True)
+            write_atomic(self.file, json.dumps({"format": _MEMO_FORMAT, "files": self.entries}))
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:
@@ -303,6 +360,14 @@ def verify_run(path: Path, model: str | None = None, skip: tuple[str, ...] = ())
 
 
 def _check_files(path: Path, files: dict[str, str], skip: tuple[str, ...] = ()) -> None:
+    memo = _ChecksumMemo(path)
+    try:
+        _check_each(path, files, skip, memo)
+    finally:
+        memo.save()
+
+
+def _check_each(path: Path, files: dict[str, str], skip: tuple[str, ...], memo) -> None:
     for name, want in files.items():
         if name not in RUN_FILES + OPTIONAL_RUN_FILES:
             raise RunError(f"{MANIFEST} lists an unexpected file {name!r}")
@@ -313,7 +378,7 @@ def _check_files(path: Path, files: dict[str, str], skip: tuple[str, ...] = ()) 
             raise RunError(f"{name} is a symbolic link")
         if not file.is_file():
             raise RunError(f"{name} is missing")
-        if sha256_file(file) != want:
+        if not memo.matches(file, want):
             raise RunError(f"{name} does not match its checksum (altered or truncated)")
 
 

@@ -60,6 +60,58 @@ def test_complete_run(tiny_root, model):
     assert run.y_prob.shape == (10_000, 10)
 
 
+def test_checksums_are_remembered_across_processes_while_files_are_unchanged(root, monkeypatch):
+    """A run verified once is verified again without reading its files (a fresh process: the
+    in-process memo is empty), until a file changes; a damaged or lying memo changes nothing."""
+    monkeypatch.setattr(artifacts, "RACY_SECONDS", -1.0)  # the files were just written
+    info = only_run(root, "residual")
+    memo = info.path / "cache" / artifacts.CHECKSUM_MEMO
+    assert info.ok and memo.is_file()
+    assert sorted(json.loads(memo.read_text())["files"]) == sorted(info.manifest.files)
+    hashed = []
+    real = artifacts.sha256_file
+
+    def counting(path):
+        hashed.append(path.name)
+        return real(path)
+
+    monkeypatch.setattr(artifacts, "sha256_file", counting)
+    artifacts._HASHES.clear()  # what a new process starts with
+    assert only_run(root, "residual").ok and hashed == []
+    artifacts._HASHES.clear()
+    damage_predictions(info.path)  # same kind of file, new content: its ctime moved on
+    listed = only_run(root, "residual")
+    assert not listed.ok and "predictions.npz does not match its checksum" in listed.problem
+    assert hashed == [artifacts.PREDICTIONS]
+    # A memo that lies about an unchanged file is not believed: the file is hashed again.
+    good = only_run(root, "baseline")
+    memo = good.path / "cache" / artifacts.CHECKSUM_MEMO
+    data = json.loads(memo.read_text())
+    data["files"][artifacts.HISTORY_FILE][5] = "0" * 64
+    memo.write_text(json.dumps(data))
+    artifacts._HASHES.clear()
+    hashed.clear()
+    assert only_run(root, "baseline").ok and hashed == [artifacts.HISTORY_FILE]
+    for garbage in ("not json", "[]", '{"format": 1, "files": {"history.json": 7}}'):
+        memo.write_text(garbage)
+        artifacts._HASHES.clear()
+        assert only_run(root, "baseline").ok
+
+
+def test_a_fresh_file_is_never_remembered(root):
+    """Within RACY_SECONDS of a write, a hash is not kept: a second write in the same clock tick
+    could otherwise hide behind it."""
+    info = only_run(root, "residual")
+    (info.path / "cache" / artifacts.CHECKSUM_MEMO).unlink(missing_ok=True)
+    history = info.path / artifacts.HISTORY_FILE
+    history.write_bytes(history.read_bytes())  # same content, ctime now
+    artifacts._HASHES.clear()
+    assert only_run(root, "residual").ok
+    memo = info.path / "cache" / artifacts.CHECKSUM_MEMO
+    kept = json.loads(memo.read_text())["files"] if memo.exists() else {}
+    assert artifacts.HISTORY_FILE not in kept
+
+
 def test_pointer_is_a_plain_file(tiny_root):
     for model in MODEL_NAMES:
         pointer = tiny_root / model / artifacts.DEFAULT_POINTER
