@@ -139,7 +139,8 @@ import json, sys
 from streamlit.testing.v1 import AppTest
 at = AppTest.from_file({app!r}, default_timeout=120).run()
 assert not at.exception, [e.value for e in at.exception]
-print(json.dumps({{"heavy": sorted(m for m in ("scipy", "sklearn", "onnxruntime", "tensorflow")
+print(json.dumps({{"heavy": sorted(m for m in ("scipy", "sklearn", "onnxruntime", "tensorflow",
+                                             "streamlit.emojis")
                                    if m in sys.modules),
                    "successes": [s.value for s in at.success]}}))
 """
