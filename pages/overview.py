@@ -8,26 +8,41 @@ from core.data import CLASS_NAMES, first_per_class
 from core.modelfile import UnsupportedModel
 from core.models import REGISTRY, display_name
 from core.text import literal
-from widgets import analysis, cached, layout, nav, picker, urlstate
+from widgets import analysis, cached, nav, picker, urlstate
 from widgets.gallery import image_grid
 
 
+def _architecture(name: str, run):
+    try:
+        return cached.architecture(run)
+    except (RunError, UnsupportedModel) as exc:
+        st.warning(f"The architecture of {display_name(name)} cannot be shown: {literal(exc)}")
+        return None
+
+
 def architectures_ui(runs: dict) -> None:
-    """Each model's layers and layer graph, one lazy tab per model (only the open one is drawn)."""
-    tabs = st.tabs([display_name(n) for n in runs], key="overview_architecture", on_change="rerun")
-    for tab, (name, run) in zip(tabs, runs.items(), strict=True):
+    """Every model's layers side by side, then one lazy tab per model with its layer graph: only
+    the open tab is drawn, and the first screen draws no graph (Graphviz's renderer is a second
+    of a cold start in the browser)."""
+    labels = ["Layers side by side", *(f"{display_name(n)}: layer graph" for n in runs)]
+    tabs = st.tabs(labels, key="overview_architecture", on_change="rerun")
+    if tabs[0].open:
+        with tabs[0], st.container(key="overview_layers"):
+            for column, (name, run) in zip(st.columns(len(runs)), runs.items(), strict=True):
+                model = _architecture(name, run)
+                if model is None:
+                    continue
+                column.markdown(f"**{display_name(name)}**")
+                column.table(model.table, hide_index=True)
+                column.caption(f"{model.params:,} parameters. {REGISTRY[name].description}")
+    for tab, (name, run) in zip(tabs[1:], runs.items(), strict=True):
         if not tab.open:
             continue
         with tab:
-            try:
-                model = cached.architecture(run)
-            except (RunError, UnsupportedModel) as exc:
-                st.warning(f"The architecture cannot be shown: {literal(exc)}")
-                continue
-            left, right = st.columns([3, 2])
-            left.dataframe(model.table, hide_index=True, width="stretch")
-            left.caption(f"{model.params:,} parameters. {REGISTRY[name].description}")
-            right.graphviz_chart(model.dot, width="content")
+            model = _architecture(name, run)
+            if model is not None:
+                st.graphviz_chart(model.dot, width="content")
+                st.caption(f"{model.params:,} parameters. {REGISTRY[name].description}")
 
 
 st.title("Baseline vs residual CNN on Fashion-MNIST")
@@ -91,7 +106,7 @@ if several:
 
 st.subheader("The report's figures and ours")
 table = published.course_report_table_text(evals)
-st.dataframe(table, width="stretch", height=layout.table_height(len(table)))
+st.table(table)
 
 st.subheader("Architectures")
 st.fragment(architectures_ui)(runs)

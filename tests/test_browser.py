@@ -47,7 +47,7 @@ GALLERY = ".st-key-confusion_gallery_images"  # the Confusion gallery's grid of 
 # What "the page's chart is drawn" means, page by page: selectors that must match a visible
 # element. Plotly draws heatmaps as an <image>, lines as path.js-line, bars as .trace.bars.
 PAGES = {
-    "overview": ("/", ['[data-testid="stGraphVizChart"] svg g.node',
+    "overview": ("/", ['.st-key-overview_layers [data-testid="stTable"] table',
                        ".st-key-sample_grid figure img"]),  # the seed chart: a lazy tab
     "training": ("/training", [".st-key-train_replay_chart .scatterlayer path.js-line"]),
     "confusion": ("/confusion", ['[class*="st-key-confusion_chart_baseline_"] .heatmaplayer image',
@@ -229,6 +229,18 @@ def test_page_draws_its_charts(tab, app_url, shots_dir, name):
     assert_no_exception(tab)
     shot = save_screenshot(tab, name, shots_dir)
     assert shot.stat().st_size > 10_000
+
+
+def test_overview_draws_a_layer_graph_when_its_tab_is_opened(tab, app_url):
+    """The first screen draws the layer tables only; a model's tab draws its Graphviz graph."""
+    open_page(tab, app_url, "/")
+    assert tab.locator('[data-testid="stGraphVizChart"]').count() == 0
+    tab.get_by_role("tab", name="Residual CNN: layer graph").click()
+    tab.locator('[data-testid="stGraphVizChart"] svg g.node').first.wait_for(state="visible")
+    settle(tab)
+    nodes = tab.locator('[data-testid="stGraphVizChart"] svg g.node').count()
+    assert nodes >= 8  # a node per layer, the shortcut's convolution and the Add included
+    assert_no_exception(tab)
 
 
 def test_deep_link_on_a_fresh_server_goes_through_the_router(tab, browser_root, tmp_path):

@@ -106,7 +106,11 @@ def test_a_damaged_second_run_is_listed_never_served(root):
     truncate_model(second)
     at = open_page("overview")
     assert not at.error
-    assert at.get("graphviz_chart")  # the page is shown on the good runs (an architecture)
+    layers = [d.value for d in at.table if list(d.value.columns) == ["layer", "type",
+              "output shape", "params"]]  # fmt: skip
+    assert len(layers) == 2  # the page is shown on the good runs (their architectures)
+    at.session_state["overview_architecture"] = at.tabs[-1].label  # the residual's layer graph
+    assert "residual" in at.run().get("graphviz_chart")[0].proto.spec.lower()
     assert SECOND not in at.sidebar.selectbox(key="picker_baseline").options
     (expander,) = [e for e in at.sidebar.expander if "damaged baseline" in e.label]
     assert expander.label == "1 damaged baseline run(s)"

@@ -65,7 +65,7 @@ def training(root):
 
 
 def table_with(at, column: str):
-    (table,) = [d.value for d in at.dataframe if column in d.value.columns]
+    (table,) = [d.value for d in [*at.dataframe, *at.table] if column in d.value.columns]
     return table
 
 
@@ -85,7 +85,7 @@ def test_overview_shows_the_seed_tables(overview, summaries):
     open_seed_tab(overview, "F1 of each class")
     table = table_with(overview, f"{NAMES['baseline']} F1")
     pd.testing.assert_frame_equal(table, seeds.class_f1_table(summaries))
-    assert not [d for d in overview.dataframe if "Seeds" in d.value.columns]
+    assert not [d for d in [*overview.dataframe, *overview.table] if "Seeds" in d.value.columns]
     open_seed_tab(overview, "Mean ± std")
 
 
@@ -198,7 +198,7 @@ def test_one_seed_says_how_to_get_more(fewer_seeds):
     (line,) = [c.value for c in at.caption if COMMAND in c.value]
     assert line.startswith("Across seeds: Only one seed per model follows the report's protocol")
     assert "overview_seed_chart" not in charts(at)
-    assert not [d for d in at.dataframe if "Seeds" in d.value.columns]
+    assert not [d for d in [*at.dataframe, *at.table] if "Seeds" in d.value.columns]
     assert not any(m.value.startswith("**Across seeds**") for m in at.markdown)
     assert not any("paired t-test needs" in c.value for c in at.caption)
     assert any("McNemar" in box.value for box in [*at.success, *at.info])

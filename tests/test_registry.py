@@ -435,7 +435,9 @@ def _collect(at) -> dict:
     texts += [option for group in options for option in group]
     texts += [tab.label for tab in main.get("tab")]
     columns = [
-        " · ".join(map(str, np.atleast_1d(c))) for d in main.dataframe for c in d.value.columns
+        " · ".join(map(str, np.atleast_1d(c)))
+        for d in [*main.dataframe, *main.table]
+        for c in d.value.columns
     ]
     traces, bars = [], {}
     for key, spec in seedtools.charts(at).items():

@@ -17,7 +17,7 @@ import streamlit as st
 from core import artifacts, calibration, figures, metrics, roc, seeds, selective
 from core.artifacts import RunInfo
 from core.published import ACCURACY_REFERENCES, BEST_PUBLISHED_NOTE, reference_lines
-from widgets import cached, charts, layout
+from widgets import cached, charts
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -91,9 +91,7 @@ def seeds_ui(summaries: Mapping[str, Summary]) -> None:
                 "Each model's test figures over its seeds: mean ± standard deviation (n − 1)."
             )
             frame = seeds.seed_table(summaries)
-            st.container(key="overview_seed_table").dataframe(
-                frame, width="stretch", height=layout.table_height(len(frame))
-            )
+            st.container(key="overview_seed_table").table(frame)
     if chart.open:
         with chart:
             figure = charts.seed_metric_figure(summaries, metric="accuracy",
@@ -103,9 +101,7 @@ def seeds_ui(summaries: Mapping[str, Summary]) -> None:
     if per_class.open:
         with per_class:
             frame = seeds.class_f1_table(summaries)
-            st.container(key="overview_class_f1_table").dataframe(
-                frame, width="stretch", height=layout.table_height(len(frame))
-            )
+            st.container(key="overview_class_f1_table").table(frame)
 
 
 # --- training curves with their reference lines ------------------------------------------------
