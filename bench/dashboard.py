@@ -33,7 +33,7 @@ BUTTON = "bench/apps/button.py"
 # selectors that must match a visible element.
 PAGES = {
     "overview": ("/", "Baseline vs residual CNN", [
-        '[data-testid="stGraphVizChart"] svg g.node', ".st-key-sample_grid figure img"]),
+        '.st-key-overview_layers [data-testid="stTable"] table', ".st-key-sample_grid figure img"]),
     "training": ("/training", "Training", [
         ".st-key-train_replay_chart .scatterlayer path.js-line"]),
     "confusion": ("/confusion", "Confusion matrices", [
@@ -45,7 +45,7 @@ PAGES = {
         ".st-key-compare_f1 .barlayer .trace.bars path",
         '[class*="st-key-agreement_chart_"] .heatmaplayer image']),
     "predict": ("/predict", "Predict", ["canvas.upper-canvas"]),
-    "map": ("/map", "Map of the test set", ['[class*="st-key-map_chart_"] .scatterlayer path.point']),
+    "map": ("/map", "Map of the test set", ['[class*="st-key-map_chart_"] .gl-container canvas']),
 }  # fmt: skip
 RESULTS_PAGES = ("overview", "confusion", "roc", "compare", "map")  # stored results only, no TF
 # Seconds to import Streamlit, then what the Overview page imports on top (fresh process), and
@@ -61,19 +61,39 @@ heavy = [m for m in ("pandas", "plotly.graph_objects", "scipy", "sklearn", "onnx
 print(json.dumps({"streamlit": mid - start, "pages": time.perf_counter() - mid, "heavy": heavy}))"""
 
 
-def _settle(page) -> None:
-    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]',
+# "Drawn" is checked on every animation frame, all conditions at once, in the page itself:
+# Playwright's own waits poll at growing intervals (up to 0.5 s), which would add up to half a
+# second to a figure that is otherwise measured to the frame.
+_DRAWN_JS = """([title, selectors]) => {
+    const visible = (el) => {
+        if (!el || !el.isConnected) return false;
+        const box = el.getBoundingClientRect();
+        return box.width > 0 && box.height > 0 && getComputedStyle(el).visibility !== "hidden";
+    };
+    const app = document.querySelector('[data-testid="stApp"]');
+    if (!app || app.getAttribute("data-test-script-state") !== "notRunning") return false;
+    if (visible(document.querySelector('[data-testid="stStatusWidget"]'))) return false;
+    if (title !== null && ![...document.querySelectorAll('[data-testid="stMain"] h1')]
+            .some((h) => h.innerText.includes(title))) return false;
+    return selectors.every((s) => [...document.querySelectorAll(s)].some(visible));
+}"""
+
+
+def _wait_drawn(page, title: str | None = None, selectors: tuple[str, ...] = ()) -> None:
+    """Wait until the script has finished, the status widget is gone, a title containing
+    ``title`` (if any) is shown and every selector matches a visible element."""
+    page.wait_for_function(_DRAWN_JS, arg=[title, list(selectors)], polling="raf",
                            timeout=TIMEOUT_MS)  # fmt: skip
-    page.wait_for_selector('[data-testid="stStatusWidget"]', state="hidden", timeout=TIMEOUT_MS)
+
+
+def _settle(page) -> None:
+    _wait_drawn(page)
 
 
 def _drawn(page, name: str) -> None:
     """Wait until page ``name`` is fully drawn: its title, its charts, the script finished."""
     _, title, selectors = PAGES[name]
-    page.locator('[data-testid="stMain"] h1').filter(has_text=title).first.wait_for()
-    for selector in selectors:
-        page.locator(selector).first.wait_for()
-    _settle(page)
+    _wait_drawn(page, title, tuple(selectors))
 
 
 def _new_tab(browser):
@@ -100,7 +120,10 @@ def _cold_start(browser, script: str, root: Path, logs: Path, ready) -> tuple[fl
 
 
 def _hello_ready(page) -> None:
-    page.get_by_text("Hello", exact=True).wait_for()
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('[data-testid="stMain"] p')]
+            .some((p) => p.innerText.trim() === "Hello")""", polling="raf", timeout=TIMEOUT_MS,
+    )  # fmt: skip
     _settle(page)
 
 
@@ -123,10 +146,12 @@ def _swap_click(page) -> float:
     button = page.locator(".st-key-confusion_swap").get_by_role("button", name="Swap")
     start = time.perf_counter()
     button.click()
-    page.locator('[data-testid="stMain"] h3').filter(has_text=after).first.wait_for()
-    for selector in PAGES["confusion"][2]:
-        page.locator(selector).first.wait_for()
-    _settle(page)
+    page.wait_for_function(
+        """(after) => [...document.querySelectorAll('[data-testid="stMain"] h3')]
+            .some((h) => h.innerText.includes(after))""", arg=after, polling="raf",
+        timeout=TIMEOUT_MS,
+    )  # fmt: skip
+    _wait_drawn(page, None, tuple(PAGES["confusion"][2]))
     return time.perf_counter() - start
 
 
@@ -135,7 +160,11 @@ def _bare_click(page) -> float:
     count = int(heading.inner_text().split()[1])
     start = time.perf_counter()
     page.locator(".st-key-bare_button").get_by_role("button", name="Click").click()
-    page.get_by_text(f"Clicked {count + 1} times", exact=True).wait_for()
+    page.wait_for_function(
+        """(text) => [...document.querySelectorAll('[data-testid="stMain"] h3')]
+            .some((h) => h.innerText.trim() === text)""", arg=f"Clicked {count + 1} times",
+        polling="raf", timeout=TIMEOUT_MS,
+    )  # fmt: skip
     _settle(page)
     return time.perf_counter() - start
 
