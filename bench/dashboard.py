@@ -75,7 +75,14 @@ _DRAWN_JS = """([title, selectors]) => {
     if (visible(document.querySelector('[data-testid="stStatusWidget"]'))) return false;
     if (title !== null && ![...document.querySelectorAll('[data-testid="stMain"] h1')]
             .some((h) => h.innerText.includes(title))) return false;
-    return selectors.every((s) => [...document.querySelectorAll(s)].some(visible));
+    // Custom components may draw inside open shadow roots (Playwright's selectors pierce them).
+    const all = (s, root = document) => {
+        const found = [...root.querySelectorAll(s)];
+        for (const el of root.querySelectorAll("*")) if (el.shadowRoot) found.push(...all(s, el.shadowRoot));
+        return found;
+    };
+    return selectors.every((s) => [...document.querySelectorAll(s)].some(visible)
+                                  || all(s).some(visible));
 }"""
 
 
