@@ -1,11 +1,11 @@
 """A 2-D map of the test images as one model sees them: its penultimate-layer features, projected.
 
-PCA (scikit-learn) is always available and takes a fraction of a second; UMAP (umap-learn, an
-optional dependency built on numba) shows clusters better but takes tens of seconds. Either is
-computed once per run and method and kept in ``<run>/cache/projection-<method>.npz`` (the
-run's cache, ``core.runcache``), keyed on
-the model file's SHA-256 (from the run's manifest), the method and its parameters, and the test
-images' SHA-256; any mismatch recomputes. A run folder that cannot be written (read-only disk,
+PCA (numpy's SVD, as scikit-learn computes it) is always available and takes a fraction of a
+second; UMAP (umap-learn, an optional dependency built on numba) shows clusters better but takes
+tens of seconds. Either is computed once per run and method and kept in
+``<run>/cache/projection-<method>.npz`` (the run's cache, ``core.runcache``), keyed on the model
+file's SHA-256 (from the run's manifest), the method and its parameters, and the test images'
+SHA-256; any mismatch recomputes. A run folder that cannot be written (read-only disk,
 no permission) still gets its projection, just not cached. No TensorFlow and no Streamlit here.
 """
 
@@ -113,11 +113,23 @@ test_features.__test__ = False  # a name pytest would otherwise collect where it
 
 
 def _pca(features: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
-    from sklearn.decomposition import PCA
+    """Coordinates (n, 2) on the first two principal axes and their shares of the variance.
 
-    pca = PCA(n_components=PCA_PARAMS["n_components"], svd_solver=PCA_PARAMS["svd_solver"])
-    coords = pca.fit_transform(features.astype(np.float64))  # (n, 2)
-    ratio = pca.explained_variance_ratio_
+    Written out with numpy rather than called from scikit-learn: importing ``sklearn`` (and the
+    SciPy it loads) took 1.3 s of a first Map visit in a fresh process, the SVD itself 0.03 s.
+    It is what ``PCA(svd_solver="full").fit_transform`` computes, step for step (scikit-learn
+    1.9's ``_fit_full``): the SVD of the centred features by LAPACK's gesdd (numpy's and SciPy's
+    default driver), each axis' sign fixed as its ``svd_flip(u_based_decision=False)`` fixes it,
+    coordinates U S, variance ratios S² / ΣS². tests/test_projection.py checks it against
+    scikit-learn's. So the cache key (``PCA_PARAMS``) is unchanged: the maps are the same.
+    """
+    k = PCA_PARAMS["n_components"]
+    x = features.astype(np.float64)
+    u, s, vt = np.linalg.svd(x - x.mean(axis=0), full_matrices=False)  # (n, r) (r,) (r, d)
+    # Each axis points where its largest loading (in absolute value) is positive.
+    signs = np.sign(vt[np.arange(len(vt)), np.abs(vt).argmax(axis=1)])  # (r,)
+    coords = u[:, :k] * (s[:k] * signs[:k])  # (n, 2)
+    ratio = s[:k] ** 2 / np.sum(s**2)
     return coords.astype(np.float32), (float(ratio[0]), float(ratio[1]))
 
 

@@ -31,10 +31,11 @@ def test_map_places_every_test_image_and_lists_the_suspects(map_root, monkeypatc
     run = artifacts.load_run("baseline", root=tiny_root)
     (chart,) = at.get("plotly_chart")
     traces = json.loads(chart.proto.spec)["data"]
+    assert {t["type"] for t in traces} == {"scattergl"}  # WebGL: 10,000 points drawn fast
     *classes, rings = traces  # one trace per class, then the mistakes' rings
-    shown = sorted(int(d[0]) for t in classes for d in t["customdata"])
+    shown = sorted(int(i) for t in classes for i in t["customdata"])  # customdata: the index
     assert shown == list(range(len(run.y_true)))  # every test image once, by its index
-    ringed = {int(d[0]) for d in rings["customdata"]}
+    ringed = {int(i) for i in rings["customdata"]}
     mistakes = set(np.flatnonzero(run.y_prob.argmax(axis=1) != run.y_true).tolist())
     assert ringed == mistakes
     # kept with the run: the page's projection is the one on disk

@@ -102,6 +102,41 @@ def test_features_are_the_penultimate_activations(run, images):
 
 
 @pytest.mark.parametrize("model", ["baseline", "residual"])
+def test_pca_is_scikit_learns(model, tiny_root, tmp_path, images):
+    """The hand-written PCA against scikit-learn's (what it stands in for): the same
+    coordinates, the same orientation, the same shares of the variance."""
+    from sklearn.decomposition import PCA
+
+    run = small_run(tiny_root, model, tmp_path)
+    real = load_predictor(run).penultimate(images / 255.0)  # (N, d) ReLU features
+    scaled = np.random.default_rng(0).normal(size=(500, 12)) * np.geomspace(50, 0.1, 12) + 3
+    for features in (real, scaled.astype(np.float32)):
+        proj = projection.project_features(features, "pca")
+        params = projection.PCA_PARAMS
+        pca = PCA(n_components=params["n_components"], svd_solver=params["svd_solver"])
+        want = pca.fit_transform(features.astype(np.float64))
+        assert_same_up_to_sign(proj.coords, want)
+        # and the same orientation (svd_flip's): maps cached before are the same maps
+        np.testing.assert_allclose(proj.coords, want, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(proj.explained_variance, pca.explained_variance_ratio_,
+                                   rtol=1e-6)  # fmt: skip
+
+
+def test_pca_does_not_import_scikit_learn():
+    code = (
+        "import sys\n"
+        "import numpy as np\n"
+        "from core import projection\n"
+        "features = np.random.default_rng(0).random((50, 8), dtype=np.float32)\n"
+        "assert projection.project_features(features, 'pca').coords.shape == (50, 2)\n"
+        "print(sorted(m for m in ('sklearn', 'scipy') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, capture_output=True,
+                         text=True, timeout=120, check=True)  # fmt: skip
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("model", ["baseline", "residual"])
 def test_pca_matches_svd_and_is_cached_then_reused(model, tiny_root, tmp_path, images, monkeypatch):
     run = small_run(tiny_root, model, tmp_path)
     engine = load_predictor(run)
@@ -308,19 +343,27 @@ def mapped(run, images):
 def test_figure_has_one_trace_per_class_and_one_for_mistakes(mapped):
     proj, y_true, y_pred = mapped
     fig = figures.projection_figure(proj, y_true, y_pred, CLASS_NAMES, "Map")
-    assert [t.type for t in fig.data] == ["scatter"] * 11
+    assert [t.type for t in fig.data] == ["scattergl"] * 11  # WebGL: 10,000 points drawn fast
     assert [t.name for t in fig.data[:10]] == list(CLASS_NAMES)
     assert len({t.marker.color for t in fig.data[:10]}) == 10
     wrong = np.flatnonzero(y_true != y_pred)
     assert fig.data[10].name == f"misclassified ({len(wrong):,})"
     for k, trace in enumerate(fig.data):
         index = np.flatnonzero(y_true == k) if k < 10 else wrong
-        assert [row[0] for row in trace.customdata] == index.tolist()
+        assert list(trace.customdata) == index.tolist()
         np.testing.assert_array_equal(trace.x, proj.coords[index, 0])
         np.testing.assert_array_equal(trace.y, proj.coords[index, 1])
-        for row, i in zip(trace.customdata, index, strict=True):
-            assert list(row[1:]) == [CLASS_NAMES[y_true[i]], CLASS_NAMES[y_pred[i]]]
+        assert list(trace.text) == [CLASS_NAMES[y_pred[i]] for i in index]
+        assert "predicted: %{text}" in trace.hovertemplate
+        assert trace.hovertemplate.startswith("image #%{customdata}<br>")
+        # the true class: the trace's own in its template, each ring's in its hovertext
+        if k < 10:
+            assert f"true: {CLASS_NAMES[k]}<br>" in trace.hovertemplate
+        else:
+            assert "true: %{hovertext}<br>" in trace.hovertemplate
+            assert list(trace.hovertext) == [CLASS_NAMES[y_true[i]] for i in index]
     assert fig.layout.xaxis.title.text.startswith("PC 1 (")
+    assert fig.layout.clickmode == "event+select"
 
 
 def streamlit_event(fig_json: dict, picks: list[tuple[int, int]]) -> dict:
