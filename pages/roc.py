@@ -24,11 +24,18 @@ from core.selective import (
     aurc_table,
     top_k_table,
 )
-from widgets import analysis, cached, charts, layout, picker, urlstate
+from widgets import analysis, cached, charts, picker, urlstate
 
 DEFAULT_CLASS = "Shirt"  # the hardest Fashion-MNIST class for both models
 VIEWS = ("One class", "All ten classes")
+SECTIONS = ("ROC curves", "When to abstain", "Calibration")  # lazy tabs: one is drawn
 HIGHLIGHT = {"background-color": "rgba(213, 94, 0, 0.18)", "font-weight": "bold"}
+
+
+def table(data, key: str) -> None:
+    """A small table as static HTML (``.st-key-<key>``): a canvas grid costs the browser far
+    more to draw, and these few rows need neither scrolling nor sorting."""
+    st.container(key=key).table(data)
 
 
 @st.fragment
@@ -82,6 +89,70 @@ def curves_ui(evals: dict, prs: dict) -> None:
         st.plotly_chart(charts.roc_grid_figure(evals), width="stretch", key="roc_grid")
 
 
+def roc_section(runs: dict, labels: dict) -> None:
+    """The curves, then AUC and average precision per class."""
+    evals = {name: cached.evaluation(run) for name, run in runs.items()}
+    names = list(runs)
+    prs = {name: analysis.pr_curves(run) for name, run in runs.items()}
+    curves_ui(evals, prs)
+
+    st.subheader("AUC per class")
+    aucs = auc_table(evals)
+    weakest = weakest_class(aucs)
+    shown = aucs.drop(columns=WEAKEST).rename(columns=labels)
+    styled = shown.style.format("{:.4f}", na_rep="–")
+    if DIFFERENCE in aucs:
+        styled = styled.format("{:+.4f}", subset=[labels[DIFFERENCE]], na_rep="–")
+    if weakest is not None:
+        styled = styled.set_properties(subset=pd.IndexSlice[[weakest], :], **HIGHLIGHT)
+    table(styled, "roc_auc_table")
+    if weakest is not None:
+        st.caption(
+            f"Highlighted: {weakest}, the class with the lowest AUC averaged over the models."
+        )
+    for column, name in zip(st.columns(len(names) + 2)[: len(names)], names, strict=True):
+        column.metric(f"{display_name(name)}: macro AUC", f"{evals[name].macro_auc:.4f}")
+
+    st.subheader("Average precision per class")
+    table(ap_table(prs).rename(columns=labels).style.format("{:.4f}", na_rep="–"), "roc_ap_table")
+
+
+def abstain_section(runs: dict) -> None:
+    """Accuracy against coverage at a threshold; AURC and top-k accuracy."""
+    st.caption(SELECTIVE_CAPTION)
+    coverages = {name: analysis.risk_coverage(run) for name, run in runs.items()}
+    abstain_ui(coverages)
+    aurc, top = st.columns(2)
+    with aurc:
+        table(aurc_table(coverages).style.format("{:.4f}"), "roc_aurc_table")
+    top_k = {name: analysis.top_k_accuracy(run) for name, run in runs.items()}
+    with top:
+        table(top_k_table(top_k).style.format("{:.2%}"), "roc_top_k_table")
+
+
+def calibration_section(runs: dict, labels: dict) -> None:
+    """Reliability, why the more accurate model can have the higher loss, ECE per class."""
+    st.caption(
+        "Is each model as often right as it is confident? Test loss (log loss) punishes a "
+        "mistake by how sure the model was, so a few very confident mistakes can give the more "
+        "accurate model the higher test loss."
+    )
+    names = list(runs)
+    calibrations = {name: analysis.calibrate(run) for name, run in runs.items()}
+    st.info(calibration_text(calibrations, [labels[n] for n in names]), icon=":material/target:")
+    reliabilities = {name: c.reliability for name, c in calibrations.items()}
+    st.plotly_chart(
+        charts.reliability_figure(reliabilities, {n: labels[n] for n in names}),
+        width="stretch", key="roc_reliability_chart",
+    )  # fmt: skip
+    mistakes, ece = st.columns(2)
+    with mistakes:
+        table(styled_mistakes(mistakes_table(calibrations)), "roc_mistakes_table")
+    with ece:
+        table(ece_table(calibrations).style.format("{:.2%}"), "roc_ece_table")
+        st.caption(ECE_CAPTION)
+
+
 st.title("ROC curves, each class against the rest")
 st.caption(
     "For one class, a ROC curve shows the share of its images a model catches (true positive "
@@ -89,72 +160,25 @@ st.caption(
     "rate), as the probability threshold falls. AUC 1 is a perfect ranking, 0.5 is chance."
 )
 url_done = urlstate.watch(
-    "roc", (*picker.url_keys(), "roc_abstain_threshold", "roc_view", "roc_class")
+    "roc",
+    (*picker.url_keys(), "roc_section", "roc_abstain_threshold", "roc_view", "roc_class"),
 )  # the view is its link
 runs = picker.selected_pair()  # the two models compared, A first
 picker.require_runs(runs)
 
-evals = {name: cached.evaluation(run) for name, run in runs.items()}
 names = list(runs)
-table = auc_table(evals)
-prs = {name: analysis.pr_curves(run) for name, run in runs.items()}
-
-curves_ui(evals, prs)
-
-st.subheader("AUC per class")
 labels = {name: display_name(name) for name in names}
-if DIFFERENCE in table:
+if len(names) > 1:
     labels[DIFFERENCE] = f"{labels[names[-1]]} − {labels[names[0]]}"
-weakest = weakest_class(table)
-shown = table.drop(columns=WEAKEST).rename(columns=labels)
-styled = shown.style.format("{:.4f}", na_rep="–")
-if DIFFERENCE in table:
-    styled = styled.format("{:+.4f}", subset=[labels[DIFFERENCE]], na_rep="–")
-if weakest is not None:
-    styled = styled.set_properties(subset=pd.IndexSlice[[weakest], :], **HIGHLIGHT)
-st.dataframe(styled, width="stretch", height=layout.table_height(len(table)), key="roc_auc_table")
-if weakest is not None:
-    st.caption(f"Highlighted: {weakest}, the class with the lowest AUC averaged over the models.")
-for column, name in zip(st.columns(len(names) + 2)[: len(names)], names, strict=True):
-    column.metric(f"{display_name(name)}: macro AUC", f"{evals[name].macro_auc:.4f}")
-
-st.subheader("Average precision per class")
-ap = ap_table(prs).rename(columns=labels)
-st.dataframe(
-    ap.style.format("{:.4f}", na_rep="–"),
-    width="stretch", height=layout.table_height(len(ap)), key="roc_ap_table",
-)  # fmt: skip
-
-st.subheader("When should a model abstain?")
-st.caption(SELECTIVE_CAPTION)
-coverages = {name: analysis.risk_coverage(run) for name, run in runs.items()}
-abstain_ui(coverages)
-aurc, top = st.columns(2)
-aurc.dataframe(aurc_table(coverages).style.format("{:.4f}"), width="stretch", key="roc_aurc_table")
-top_k = {name: analysis.top_k_accuracy(run) for name, run in runs.items()}
-top.dataframe(top_k_table(top_k).style.format("{:.2%}"), width="stretch", key="roc_top_k_table")
-
-st.subheader("Calibration")
-st.caption(
-    "Is each model as often right as it is confident? Test loss (log loss) punishes a mistake "
-    "by how sure the model was, so a few very confident mistakes can give the more accurate "
-    "model the higher test loss."
-)
-calibrations = {name: analysis.calibrate(run) for name, run in runs.items()}
-st.info(calibration_text(calibrations, [labels[n] for n in names]), icon=":material/target:")
-reliabilities = {name: c.reliability for name, c in calibrations.items()}
-st.plotly_chart(
-    charts.reliability_figure(reliabilities, {n: labels[n] for n in names}),
-    width="stretch", key="roc_reliability_chart",
-)  # fmt: skip
-mistakes, ece = st.columns(2)
-table = mistakes_table(calibrations)
-mistakes.container(key="roc_mistakes_table").dataframe(
-    styled_mistakes(table), width="stretch", height=layout.table_height(len(table))
-)
-table = ece_table(calibrations)
-ece.container(key="roc_ece_table").dataframe(
-    table.style.format("{:.2%}"), width="stretch", height=layout.table_height(len(table))
-)
-ece.caption(ECE_CAPTION)
+# Lazy tabs bound to the URL: only the open section runs and is drawn.
+curves_tab, abstain_tab, calibration_tab = st.tabs(SECTIONS, key="roc_section", bind="query-params")
+if curves_tab.open:
+    with curves_tab:
+        roc_section(runs, labels)
+if abstain_tab.open:
+    with abstain_tab:
+        abstain_section(runs)
+if calibration_tab.open:
+    with calibration_tab:
+        calibration_section(runs, labels)
 url_done()

@@ -54,14 +54,16 @@ PAGES = {
                                  '[class*="st-key-confusion_chart_residual_"] .heatmaplayer image']),
     "roc": ("/roc", [".st-key-roc_full .scatterlayer path.js-line",
                      ".st-key-roc_zoom .scatterlayer path.js-line",
-                     ".st-key-roc_pr .scatterlayer path.js-line",
-                     ".st-key-roc_coverage_chart .scatterlayer path.js-line",
-                     ".st-key-roc_reliability_chart .scatterlayer path.js-line"]),
+                     ".st-key-roc_pr .scatterlayer path.js-line"]),  # the first of three tabs
+    "roc-abstain": ("/roc?roc_section=When+to+abstain",  # a link to the second tab
+                    [".st-key-roc_coverage_chart .scatterlayer path.js-line"]),
+    "roc-calibration": ("/roc?roc_section=Calibration",
+                        [".st-key-roc_reliability_chart .scatterlayer path.js-line"]),
     "compare": ("/compare", [".st-key-compare_f1 .barlayer .trace.bars path",
                              '[class*="st-key-agreement_chart_"] .heatmaplayer image']),
     "predict": ("/predict", [".st-key-predict_probs .barlayer .trace.bars path",
                              'text=/: why /']),
-    "map": ("/map", ['[class*="st-key-map_chart_"] .scatterlayer path.point']),
+    "map": ("/map", ['[class*="st-key-map_chart_"] .gl-container canvas']),  # WebGL points
     "testset": ("/testset", ["text=/Your test set is empty/"]),  # a first visit: empty
 }  # fmt: skip
 
@@ -240,6 +242,32 @@ def test_overview_draws_a_layer_graph_when_its_tab_is_opened(tab, app_url):
     settle(tab)
     nodes = tab.locator('[data-testid="stGraphVizChart"] svg g.node').count()
     assert nodes >= 8  # a node per layer, the shortcut's convolution and the Add included
+    assert_no_exception(tab)
+
+
+def test_roc_tabs_draw_their_section_when_clicked_and_the_url_follows(tab, app_url):
+    """The ROC page's three sections are lazy tabs: a click runs and draws only that one."""
+    open_page(tab, app_url, "/roc")
+    reliability = tab.locator(".st-key-roc_reliability_chart .scatterlayer path.js-line")
+    assert reliability.count() == 0  # not drawn before its tab is opened
+    tab.get_by_role("tab", name="Calibration").click()
+    reliability.first.wait_for(state="visible")
+    settle(tab)
+    assert "roc_section=Calibration" in tab.url
+    assert tab.locator(".st-key-roc_full").count() == 0  # the curves' tab is not drawn now
+    assert_no_exception(tab)
+
+
+def test_robustness_first_visit_offers_to_compute_and_says_how_long(tab, app_url):
+    """Runs without robustness results: the page times a first batch, says how long the whole
+    takes and offers to start (computing it is minutes: tests/test_page_robustness.py covers
+    the computation, the results and the flip gallery in AppTest)."""
+    open_page(tab, app_url, "/robustness")
+    button = tab.get_by_role("button", name="Compute robustness now")
+    button.wait_for(state="visible")
+    settle(tab)
+    text = alert_text(tab, "Info", "not computed yet")
+    assert "forward passes" in text and "on this machine, timed on a first batch" in text
     assert_no_exception(tab)
 
 
@@ -618,15 +646,43 @@ def test_gallery_grad_cam_and_inspecting_an_image(tab, app_url):
     assert_no_exception(tab)
 
 
+# Where a point of the map is on the screen. The map is WebGL (one canvas, no element per point),
+# so its points are placed with Plotly's own axes: one with no other test image within 12 px.
+MAP_POINT_JS = """(chart) => {
+    const gd = chart.querySelector('.js-plotly-plot');
+    const {xaxis: xa, yaxis: ya} = gd._fullLayout;
+    const cell = 12, grid = new Map(), points = [];
+    const at = (x, y) => `${Math.floor(x / cell)},${Math.floor(y / cell)}`;
+    for (const trace of gd._fullData) {
+        for (let j = 0; j < trace._length; j++) {
+            const p = {x: xa._offset + xa.l2p(trace.x[j]), y: ya._offset + ya.l2p(trace.y[j]),
+                       index: Number(trace.customdata[j])};
+            if (!grid.has(at(p.x, p.y))) grid.set(at(p.x, p.y), []);
+            grid.get(at(p.x, p.y)).push(p);
+            points.push(p);
+        }
+    }
+    const near = (p) => [-1, 0, 1].flatMap((dx) => [-1, 0, 1].flatMap((dy) =>
+        grid.get(at(p.x + dx * cell, p.y + dy * cell)) || []));
+    const alone = points.find((p) => near(p).every(
+        (q) => q.index === p.index || Math.hypot(q.x - p.x, q.y - p.y) >= cell));
+    const box = gd.getBoundingClientRect();
+    return {x: box.left + alone.x, y: box.top + alone.y, index: alone.index, n: points.length};
+}"""
+
+
 def test_map_click_on_a_point_inspects_it(tab, app_url):
     open_page(tab, app_url, "/map")
     chart = tab.locator('[class*="st-key-map_chart_"]')
-    point = chart.locator(".scatterlayer .trace").first.locator("path.point").first
-    point.wait_for()
+    chart.locator(".gl-container canvas").first.wait_for()
     chart.scroll_into_view_if_needed()
-    box = point.bounding_box()
-    tab.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    heading = tab.get_by_role("heading", name=re.compile(r"^Test image \d+: "))
+    point = chart.evaluate(MAP_POINT_JS)
+    assert point["n"] >= 10_000  # every test image (and a ring on each mistake)
+    tab.mouse.move(point["x"], point["y"])  # its hover text names the image
+    named = re.compile(rf"image #{point['index']}(?!\d)")
+    chart.locator(".hoverlayer .hovertext").filter(has_text=named).wait_for()
+    tab.mouse.click(point["x"], point["y"])
+    heading = tab.get_by_role("heading", name=re.compile(rf"^Test image {point['index']}: "))
     heading.wait_for()
     settle(tab)
     tab.get_by_text(re.compile(r"^why ")).first.wait_for()

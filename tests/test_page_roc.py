@@ -28,6 +28,14 @@ def open_page() -> AppTest:
 
 
 ROC_CHARTS = ("roc_full", "roc_zoom", "roc_grid")  # not the calibration section's chart
+CURVES, ABSTAIN, CALIBRATION = "ROC curves", "When to abstain", "Calibration"  # the page's tabs
+
+
+def open_section(at: AppTest, section: str) -> None:
+    """Open one of the page's lazy tabs (only the open one runs and is drawn)."""
+    at.session_state["roc_section"] = section
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
 
 
 def charts(at: AppTest) -> list[dict]:
@@ -85,6 +93,7 @@ def check_class(at: AppTest, evaluations, class_name: str) -> None:
 
 
 def test_default_is_shirt_with_both_models(app, evaluations):
+    open_section(app, CURVES)
     app.radio(key="roc_view").set_value("One class").run()
     app.selectbox(key="roc_class").set_value("Shirt").run()
     assert not app.exception
@@ -99,6 +108,7 @@ def test_opens_on_shirt(tiny_root, monkeypatch):
 
 
 def test_switching_class_changes_the_figure(app, evaluations):
+    open_section(app, CURVES)
     app.radio(key="roc_view").set_value("One class").run()
     app.selectbox(key="roc_class").set_value("Shirt").run()
     before = charts(app)[0]
@@ -110,6 +120,7 @@ def test_switching_class_changes_the_figure(app, evaluations):
 
 
 def test_grid_shows_all_ten_classes(app, evaluations):
+    open_section(app, CURVES)
     app.radio(key="roc_view").set_value("All ten classes").run()
     assert not app.exception
     (grid,) = charts(app)
@@ -121,8 +132,9 @@ def test_grid_shows_all_ten_classes(app, evaluations):
 
 
 def test_auc_table_and_macro_auc(app, evaluations):
+    open_section(app, CURVES)
     app.radio(key="roc_view").set_value("One class").run()
-    table = app.dataframe[0].value
+    table, _ = tables_named(app, "class")  # AUC, then average precision
     labels = [REGISTRY[name].display_name for name in MODEL_NAMES]
     assert list(table.columns) == [*labels, f"{labels[1]} − {labels[0]}"]
     assert list(table.index) == [*CLASS_NAMES, "macro average"]
@@ -163,13 +175,19 @@ def normalised(y_prob: np.ndarray) -> np.ndarray:
     return y_prob / y_prob.sum(axis=1, keepdims=True)
 
 
-def table_named(at: AppTest, index_name: str):
-    (table,) = [d.value for d in at.dataframe if d.value.index.name == index_name]
+def tables_named(at: AppTest, index_name: str) -> list[pd.DataFrame]:
+    """The page's small tables (static ``st.table``) whose index is ``index_name``."""
+    return [d.value for d in at.table if d.value.index.name == index_name]
+
+
+def table_named(at: AppTest, index_name: str) -> pd.DataFrame:
+    (table,) = tables_named(at, index_name)
     return table
 
 
 @pytest.mark.parametrize("threshold", [0.5, 0.9, 0.99])
 def test_threshold_slider_says_how_much_each_model_answers(app, evaluations, threshold):
+    open_section(app, ABSTAIN)
     slider = app.slider(key="roc_abstain_threshold")
     assert (slider.min, slider.max) == (0.5, 0.99)
     slider.set_value(threshold).run()
@@ -196,6 +214,7 @@ def test_threshold_slider_says_how_much_each_model_answers(app, evaluations, thr
 
 
 def test_slider_changes_the_sentence(app, evaluations):
+    open_section(app, ABSTAIN)
     app.slider(key="roc_abstain_threshold").set_value(0.5).run()
     low = [m.value for m in app.markdown if "confidence: answering" in m.value]
     app.slider(key="roc_abstain_threshold").set_value(0.99).run()
@@ -206,6 +225,7 @@ def test_slider_changes_the_sentence(app, evaluations):
 
 
 def test_abstain_tables_are_core_selective_and_roc_tables(app, evaluations):
+    open_section(app, ABSTAIN)
     runs = {name: run for name, (run, _) in evaluations.items()}
     curves = {n: selective.risk_coverage(r.y_true, r.y_prob) for n, r in runs.items()}
     pd.testing.assert_frame_equal(table_named(app, "selective prediction"),
@@ -217,7 +237,8 @@ def test_abstain_tables_are_core_selective_and_roc_tables(app, evaluations):
         for k in (1, 2, 3):
             hits = (ranked[:, :k] == run.y_true[:, None]).any(axis=1).mean()
             assert top_k.loc[f"Top-{k}", label] == pytest.approx(hits)
-    _, ap = [d.value for d in app.dataframe if d.value.index.name == "class"]  # AUC, then AP
+    open_section(app, CURVES)
+    _, ap = tables_named(app, "class")  # AUC, then AP
     assert list(ap.index) == [*CLASS_NAMES, "macro average"]
     for name, run in runs.items():
         label = REGISTRY[name].display_name
@@ -228,6 +249,7 @@ def test_abstain_tables_are_core_selective_and_roc_tables(app, evaluations):
 
 
 def test_pr_curve_beside_the_roc_curves_follows_the_class(app, evaluations):
+    open_section(app, CURVES)
     app.radio(key="roc_view").set_value("One class").run()
     for class_name in ("Shirt", "Bag"):
         app.selectbox(key="roc_class").set_value(class_name).run()
@@ -242,3 +264,27 @@ def test_pr_curve_beside_the_roc_curves_follows_the_class(app, evaluations):
             assert trace["name"] == f"{label} (AP {ap:.3f})"
             assert shown_aucs(app)[f"{label}: AP for {class_name}"] == f"{ap:.4f}"
     app.selectbox(key="roc_class").set_value("Shirt").run()
+
+
+def test_only_the_open_section_is_computed_and_drawn_and_it_is_the_link(app, tiny_root):
+    """Three lazy tabs bound to the URL: a visit draws one section; a link opens its section."""
+    drawn = {}
+    for section in (CURVES, ABSTAIN, CALIBRATION):
+        open_section(app, section)
+        drawn[section] = {el.proto.id.rsplit("-", 1)[-1] for el in app.get("plotly_chart")}
+    assert drawn[ABSTAIN] == {"roc_coverage_chart"}
+    assert drawn[CALIBRATION] == {"roc_reliability_chart"}
+    assert drawn[CURVES] and drawn[CURVES] <= {"roc_full", "roc_zoom", "roc_pr", "roc_grid"}
+    open_section(app, CURVES)
+
+    with pytest.MonkeyPatch.context() as mp:  # a link to the Calibration tab, opened fresh
+        mp.setenv("FMNIST_ARTIFACTS", str(tiny_root))
+        at = AppTest.from_file(APP, default_timeout=60)
+        at.run()
+        at.query_params["roc_section"] = CALIBRATION
+        at.switch_page(PAGE).run()
+    assert not at.exception
+    assert {el.proto.id.rsplit("-", 1)[-1] for el in at.get("plotly_chart")} == {
+        "roc_reliability_chart"
+    }
+    assert not [c for c in at.caption if "ignored" in c.value.lower()]  # nothing was refused

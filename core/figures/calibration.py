@@ -16,6 +16,11 @@ if TYPE_CHECKING:
     from core.calibration import Reliability
 
 
+# Room for the axis labels and the legend, so that Plotly's automargin never has to grow a
+# margin: it then draws the whole figure a second time.
+MARGIN = {"l": 84, "b": 96}
+
+
 def reliability_figure(
     results: Mapping[str, Reliability],
     names: Mapping[str, str] | Sequence[str] | None = None,
@@ -87,4 +92,5 @@ def reliability_figure(
         subtitle="Below the diagonal = over-confident; bars: test images per confidence bin",
         barmode="group",
         hovermode="closest",
+        margin=MARGIN,
     )

@@ -16,6 +16,10 @@ from core.figures.style import apply_layout
 from core.models import model_label
 
 CELL_PX = 44  # marker size of the click overlay: about one confusion cell at the default height
+# Room for the class names and axis titles (and the colour bar), so that Plotly's automargin never
+# has to grow a margin: it then draws the whole figure a second time (most of a matrix's cost).
+MATRIX_MARGIN = {"l": 112, "b": 104}
+DIFFERENCE_MARGIN = MATRIX_MARGIN | {"r": 165}
 
 
 def _check_confusion(confusion) -> np.ndarray:
@@ -136,6 +140,7 @@ def confusion_figure(
         subtitle=subtitle + "; click a cell to see its images",
         clickmode="event+select",
         hovermode="closest",
+        margin=MATRIX_MARGIN,
     )
 
 
@@ -177,4 +182,5 @@ def confusion_difference_figure(
         ),
         clickmode="event+select",
         hovermode="closest",
+        margin=DIFFERENCE_MARGIN,
     )

@@ -15,6 +15,12 @@ from core.metrics import Evaluation
 from core.models import model_color, model_label
 from core.roc import PrCurve, RocCurve
 
+# Room for the axis labels and the legend (two rows at half the page's width), so that Plotly's
+# automargin never has to grow a margin: it then draws the whole figure a second time.
+ROC_MARGIN = {"l": 76, "r": 24, "b": 125}
+PR_MARGIN = {"l": 72, "b": 96}
+GRID_MARGIN = {"l": 72, "r": 18, "b": 96}
+
 
 def _auc_text(auc: float) -> str:
     return "n/a" if math.isnan(auc) else f"{auc:.3f}"
@@ -59,7 +65,7 @@ def roc_figure(curves: dict[str, RocCurve], class_name: str, zoom: bool = False)
         constrain="domain",
     )
     title = f"ROC curve, {class_name} vs the rest" + (" (top-left corner)" if zoom else "")
-    return apply_layout(fig, title, height=520, hovermode="closest")
+    return apply_layout(fig, title, height=520, hovermode="closest", margin=ROC_MARGIN)
 
 
 def pr_figure(curves: dict[str, PrCurve], class_name: str) -> go.Figure:
@@ -87,7 +93,11 @@ def pr_figure(curves: dict[str, PrCurve], class_name: str) -> go.Figure:
     fig.update_xaxes(title="Recall (true positive rate)", range=[0, 1.01])
     fig.update_yaxes(title="Precision", range=[0, 1.02])
     return apply_layout(
-        fig, f"Precision-recall, {class_name} vs the rest", height=520, hovermode="closest"
+        fig,
+        f"Precision-recall, {class_name} vs the rest",
+        height=520,
+        hovermode="closest",
+        margin=PR_MARGIN,
     )
 
 
@@ -137,5 +147,5 @@ def roc_grid_figure(evaluations: dict[str, Evaluation]) -> go.Figure:
         subtitle="AUC of each model under each class name, in the models' colours",
         hovermode="closest",
     )
-    fig.update_layout(margin_t=130)  # room for the subplot titles under the figure title
+    fig.update_layout(margin=GRID_MARGIN | {"t": 130})  # t: the subplot titles under the title
     return fig

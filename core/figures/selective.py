@@ -19,6 +19,11 @@ LINE_HOVER = (
 )
 
 
+# Room for the axis labels and the legend, so that Plotly's automargin never has to grow a
+# margin: it then draws the whole figure a second time.
+MARGIN = {"l": 88, "r": 20, "b": 116}
+
+
 def accuracy_coverage_figure(
     curves: Mapping[str, RiskCoverage],
     points: Mapping[str, Abstention] | None = None,
@@ -64,4 +69,5 @@ def accuracy_coverage_figure(
         height=480,
         subtitle="Left: the model abstains on all but its surest answers; right: answers all",
         hovermode="closest",
+        margin=MARGIN,
     )
