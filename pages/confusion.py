@@ -79,21 +79,23 @@ def cell_ui(labels: dict, y_true, preds: dict) -> None:
         st.session_state[key] = value
     heading = st.empty()
     classes = list(range(len(CLASS_NAMES)))
-    columns = st.columns(4, vertical_alignment="bottom")
+    # One flex row, not st.columns: a click reruns this part, and each column is one more
+    # element for the browser to replace.
+    row = st.container(horizontal=True, vertical_alignment="bottom")
     shown = (
-        columns[0].selectbox("True class", classes, format_func=CLASS_NAMES.__getitem__,
-                             key=PICKERS[0], bind="query-params", on_change=_pick),
-        columns[1].selectbox("Predicted class", classes, format_func=CLASS_NAMES.__getitem__,
-                             key=PICKERS[1], bind="query-params", on_change=_pick),
-        columns[2].selectbox("Predictions of", list(labels), format_func=labels.get,
-                             key=PICKERS[2], bind="query-params", on_change=_pick),
+        row.selectbox("True class", classes, format_func=CLASS_NAMES.__getitem__,
+                      key=PICKERS[0], bind="query-params", on_change=_pick),
+        row.selectbox("Predicted class", classes, format_func=CLASS_NAMES.__getitem__,
+                      key=PICKERS[1], bind="query-params", on_change=_pick),
+        row.selectbox("Predictions of", list(labels), format_func=labels.get,
+                      key=PICKERS[2], bind="query-params", on_change=_pick),
     )  # fmt: skip
     if shown != cell:  # a link's cell (the URL seeds the pickers on its first load)
         cell = st.session_state[CELL] = shown
     true_class, pred_class, source = cell
     heading.subheader(f"True {CLASS_NAMES[true_class]}, predicted {CLASS_NAMES[pred_class]}")
     charts.show_outline(chart_element_key(chart_key(source)), cell[:2])
-    columns[3].button(
+    row.button(
         "Swap true ↔ predicted", key="confusion_swap", on_click=_swap,
         icon=":material/swap_horiz:",
         help=f"Show true {CLASS_NAMES[pred_class]} predicted as {CLASS_NAMES[true_class]}",

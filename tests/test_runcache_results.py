@@ -135,10 +135,12 @@ def test_seed_summaries_and_verdicts_are_kept(seed_copy, monkeypatch):
 
 
 COLD_OVERVIEW = """
-import json, sys
+import gc, json, sys
 from streamlit.testing.v1 import AppTest
 at = AppTest.from_file({app!r}, default_timeout=120).run()
 assert not at.exception, [e.value for e in at.exception]
+# widgets.nav: GC off for the first run only, then on, with the first run's objects frozen
+assert gc.isenabled() and gc.get_freeze_count() > 10_000, gc.get_freeze_count()
 print(json.dumps({{"heavy": sorted(m for m in ("scipy", "sklearn", "onnxruntime", "tensorflow",
                                              "streamlit.emojis")
                                    if m in sys.modules),

@@ -214,9 +214,11 @@ def _page_ui(passing: pd.DataFrame, key: str, members, view: dict) -> None:
     page_key = f"{key}_page"
     if not 1 <= st.session_state.get(page_key, 1) <= n_pages:  # a smaller cell than before
         st.session_state[page_key] = 1
-    pager, label = st.columns([1, 5], vertical_alignment="bottom")
-    number = pager.number_input("Page", 1, n_pages, step=1, key=page_key, bind="query-params")
-    label.caption(gallery.page_label(len(shown), number, PER_PAGE, total=len(shown_now)))
+    pager = st.container(horizontal=True, vertical_alignment="bottom")  # one element, not three
+    number = pager.number_input(
+        "Page", 1, n_pages, step=1, key=page_key, bind="query-params", width=160
+    )
+    pager.caption(gallery.page_label(len(shown), number, PER_PAGE, total=len(shown_now)))
     rows, _ = gallery.page(shown, number, PER_PAGE)
     if rows.empty:
         st.info("No image passes the filters: widen the confidence range or show all.")
