@@ -65,3 +65,21 @@ def test_results_pages_never_import_tensorflow(page, tiny_root):
     )  # fmt: skip
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result == {"errors": [], "heavy": []}
+
+
+def test_overview_shows_six_real_test_images_of_each_class(tiny_root, monkeypatch):
+    """The sample grid: 60 images of the real test set, six per class in class order, each
+    named in its alt text (one HTML block: ``widgets.gallery.image_grid``)."""
+    import re
+
+    from core.data import CLASS_NAMES, first_per_class, load_dataset
+
+    monkeypatch.setenv("FMNIST_ARTIFACTS", str(tiny_root))
+    at = open_page("overview")
+    assert not at.exception, [e.value for e in at.exception]
+    (grid,) = [h.proto.body for h in at.get("html") if "gallery-grid" in h.proto.body]
+    alts = re.findall(r'alt="Test image (\d+): ([^"]+)"', grid)
+    y_test = load_dataset(allow_download=False, test_only=True).y_test
+    assert [int(i) for i, _ in alts] == [int(i) for i in first_per_class(y_test, 6)]
+    assert [name for _, name in alts] == [CLASS_NAMES[k] for k in range(10) for _ in range(6)]
+    assert grid.count("data:image/png;base64,") == 60
