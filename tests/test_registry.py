@@ -202,7 +202,8 @@ def with_probe():
 
 def page_scenario(page: str, *steps: list, root: str = "probe") -> dict:
     """Over the artifacts folder ``root`` ("probe" or "bare"), open ``page``, then do ``steps``:
-    ["select", sidebar key, value], ["radio", key, value] or ["page", name]. Predict is asked
+    ["select", sidebar key, value], ["radio", key, value], ["tab", key, label] (a lazy tab
+    opened) or ["page", name]. Predict is asked
     about a test image (the drawing pad is a stand-in here)."""
     first = [["radio", "predict_source", "Test image"]] if page == "predict" else []
     return {"root": root, "steps": [["page", page], *first, *steps]}
@@ -247,6 +248,9 @@ def shown(roots) -> dict[str, dict]:
     for page in PAGES:
         steps = [PAIR_PROBE] + ([["radio", "map_model", "probe"]] if page == "map" else [])
         scenarios[f"{page}, baseline vs probe"] = page_scenario(page, *steps)
+    scenarios["roc calibration, baseline vs probe"] = page_scenario(
+        "roc", PAIR_PROBE, ["tab", "roc_section", "Calibration"]
+    )
     scenarios["picked on Confusion, A swapped, then Compare"] = page_scenario(
         "confusion", PAIR_PROBE, ["select", "pair_picker_a", "probe"], ["page", "compare"]
     )
@@ -333,7 +337,8 @@ def test_compare_and_roc_compute_on_the_chosen_pair(shown, stored):
         run = stored[model]
         auc = roc_auc_score(run.y_true, run.y_prob, multi_class="ovr", average="macro")
         assert metric(roc, f"{LABELS[model]}: macro AUC") == f"{auc:.4f}"
-    (verdict,) = [t for t in roc["texts"] if "Mistakes made with at least" in t]
+    calibration_tab = shown["roc calibration, baseline vs probe"]
+    (verdict,) = [t for t in calibration_tab["texts"] if "Mistakes made with at least" in t]
     assert "Probe CNN" in verdict and "Residual CNN" not in verdict
 
 
@@ -486,6 +491,9 @@ def drive_main(scenarios: str, folders: str, out: str) -> None:
                 at.switch_page(f"pages/{args[0]}.py").run()
             elif kind == "select":
                 at.sidebar.selectbox(key=args[0]).set_value(args[1]).run()
+            elif kind == "tab":
+                at.session_state[args[0]] = args[1]
+                at.run()
             else:
                 at.radio(key=args[0]).set_value(args[1]).run()
             if at.exception:
