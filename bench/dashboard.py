@@ -8,7 +8,8 @@
   and on the next one (caches filled).
 - Clicks: the Confusion page's Swap button to the updated page, against
   ``bench/apps/button.py``'s button to its updated counter; alternated click by click, before
-  and after the Predict page has loaded the models into the server.
+  and after the Predict page has loaded the models into the server. Beside each, the browser
+  main thread's busy time per click (Chromium's TaskDuration).
 - Server memory: peak resident set (VmHWM) of the server process and any children after every
   page was visited; and whether TensorFlow was ever loaded into it.
 - Script time: the same pages and clicks run by Streamlit's AppTest, without a browser
@@ -176,13 +177,32 @@ def _bare_click(page) -> float:
     return time.perf_counter() - start
 
 
-def _clicks(dash_page, bare_page, count: int) -> tuple[list[float], list[float]]:
-    dash, bare = [], []
+def _main_thread_ms(cdp) -> float:
+    """Milliseconds the page's main thread has spent on tasks so far (Chromium's
+    ``Performance.getMetrics`` TaskDuration): script, style, layout and paint together."""
+    metrics = cdp.send("Performance.getMetrics")["metrics"]
+    return 1000 * next(m["value"] for m in metrics if m["name"] == "TaskDuration")
+
+
+def _clicks(dash_page, bare_page, count: int) -> dict:
+    """Seconds of each Swap and bare click, alternated; and the main thread's milliseconds per
+    click of each page (where a click's time goes: the browser's work or the wait for it)."""
+    dash, bare, busy = [], [], {"dashboard": 0.0, "bare": 0.0}
     _swap_click(dash_page), _bare_click(bare_page)  # warm-up
+    sessions = {}
+    for name, page in (("dashboard", dash_page), ("bare", bare_page)):
+        sessions[name] = page.context.new_cdp_session(page)
+        sessions[name].send("Performance.enable")
     for _ in range(count):
-        dash.append(_swap_click(dash_page))
-        bare.append(_bare_click(bare_page))
-    return dash, bare
+        for name, page, click, times in (("dashboard", dash_page, _swap_click, dash),
+                                         ("bare", bare_page, _bare_click, bare)):  # fmt: skip
+            before = _main_thread_ms(sessions[name])
+            times.append(click(page))
+            busy[name] += _main_thread_ms(sessions[name]) - before
+    for session in sessions.values():
+        session.detach()
+    return {"dashboard": dash, "bare": bare,
+            "main_thread_ms": {k: v / count for k, v in busy.items()}}  # fmt: skip
 
 
 def run(rounds: int, clicks: int, log=print) -> dict:
@@ -244,8 +264,7 @@ def _session(browser, server: Server, bare_server: Server, clicks: int, log) -> 
         for name in ("training", "confusion", "roc", "compare", "map"):
             out["switch_first"][name] = _switch(page, name)
         _switch(page, "confusion")
-        out["clicks_no_model"] = dict(zip(("dashboard", "bare"), _clicks(page, bare_page, clicks),
-                                          strict=True))  # fmt: skip
+        out["clicks_no_model"] = _clicks(page, bare_page, clicks)
         log(f"  clicks, no model loaded: dashboard {median(out['clicks_no_model']['dashboard']):.3f}"
             f" s, bare {median(out['clicks_no_model']['bare']):.3f} s")  # fmt: skip
         out["switch_first"]["predict"] = _switch(page, "predict")
@@ -255,8 +274,7 @@ def _session(browser, server: Server, bare_server: Server, clicks: int, log) -> 
             out["switch_first"].items()) + "; next " + ", ".join(
             f"{k} {v:.2f}" for k, v in out["switch_next"].items()))  # fmt: skip
         _switch(page, "confusion")
-        out["clicks_models_loaded"] = dict(zip(("dashboard", "bare"),
-                                               _clicks(page, bare_page, clicks), strict=True))  # fmt: skip
+        out["clicks_models_loaded"] = _clicks(page, bare_page, clicks)
         log(f"  clicks, models loaded: dashboard "
             f"{median(out['clicks_models_loaded']['dashboard']):.3f} s, bare "
             f"{median(out['clicks_models_loaded']['bare']):.3f} s")  # fmt: skip

@@ -208,6 +208,11 @@ def dashboard_section(entry: dict, targets: list) -> list[str]:
                      f"{d:.3f} s | {b:.3f} s | **{_x(d / b)}** |")  # fmt: skip
         targets.append((f"Click on a results page, {label}", "≤ 2.5× bare app", _x(d / b),
                         d / b <= 2.5))  # fmt: skip
+        busy = res[state].get("main_thread_ms")
+        if busy:
+            lines.append(f"| browser main thread busy per click, {label} | "
+                         f"{busy['dashboard']:.0f} ms | {busy['bare']:.0f} ms | "
+                         f"{_x(busy['dashboard'] / busy['bare'])} |")  # fmt: skip
     lines.append(f"| server peak memory (VmHWM) after every page | {res['server_peak_mib']:.0f} "
                  f"MiB | {res['bare_server_peak_mib']:.0f} MiB (button app) | "
                  f"{_x(res['server_peak_mib'] / res['bare_server_peak_mib'])} |")  # fmt: skip
@@ -539,9 +544,18 @@ def findings(saved: dict, about: dict) -> list[str]:
         nxt = dashboard.get("switch_next", {})
         slow = sorted((n for n in nxt if nxt[n] > 1.0), key=nxt.get, reverse=True)
         first = dashboard["cold"].get("first_dashboard")
+        busy = dashboard["clicks_models_loaded"].get("main_thread_ms")
+        busy_text = (
+            f"{busy['dashboard']:.0f} ms of it per click against the bare app's "
+            f"{busy['bare']:.0f} ms"
+            if busy
+            else "the table's click rows"
+        )
         lines += ["### Dashboard: what was changed (issue 11), and what is left", "",
                   "Changed (the pages, widgets/gallery.py, widgets/charts.py, widgets/cached.py, "
-                  "widgets/analysis.py, core/runcache.py, core/seeds.py, .streamlit/config.toml):",
+                  "widgets/analysis.py, widgets/nav.py, core/runcache.py, core/seeds.py, "
+                  "core/artifacts.py, core/figures/, core/projection.py, "
+                  ".streamlit/config.toml):",
                   "",
                   "1. Interactive parts rerun alone (`st.fragment`): the Confusion page's matrices, "
                   "its cell (pickers, Swap) and its gallery (filters, then the page of images); "
@@ -569,7 +583,24 @@ def findings(saved: dict, about: dict) -> list[str]:
                   "an HTML grid.",
                   "6. Streamlit's file watcher is off (`.streamlit/config.toml`): it watched the "
                   "project folder recursively, `.venv` included, which cost each start about "
-                  "2 s and each click more while other files changed.", "",
+                  "2 s and each click more while other files changed.",
+                  "7. The Overview's first screen: small tables are static `st.table` (the data "
+                  "grid's script cost about 0.5 s of a fresh browser's first page), the page "
+                  "icon a Material icon (an emoji loads Streamlit's emoji table, 0.1-0.7 s), "
+                  "each run's checksums are remembered in its cache across processes (same "
+                  "identity rule as in a process), and no cyclic GC runs during the server's "
+                  "first page run (`widgets/nav.py`: 3 full collections, 0.36 s, of a first "
+                  "Overview run in AppTest), its survivors frozen afterwards.",
+                  "8. The ROC page's three sections (curves, abstention, calibration) are lazy "
+                  "tabs bound to the URL; its figures and the matrices have fixed margins, so "
+                  "Plotly never draws them twice for its automargin.",
+                  "9. The Map draws its 10,000 points in WebGL (`go.Scattergl`, one canvas, not "
+                  "one SVG element each) and its PCA is numpy's SVD (equal to scikit-learn's, "
+                  "tested), so the page imports no scikit-learn.",
+                  "10. A Swap click replaces fewer elements: the cell's pickers and the "
+                  "gallery's pager are one flex row each (not columns), and the Swap button has "
+                  "no tooltip (the pointer rests on it, and a shown tooltip was redrawn on "
+                  "every swap: 15-30 ms of the click's main-thread time).", "",
                   f"Measured now: a Swap click takes {click:.2f} s against the bare button's "
                   f"{bare:.2f} s ({_x(click / bare)}; its script {swap} s in AppTest); a cold "
                   f"start {dash:.1f} s against the one-line app's {hello:.1f} s "
@@ -578,13 +609,22 @@ def findings(saved: dict, about: dict) -> list[str]:
                      f"{first:.1f} s" if first is not None else "")
                   + f". The Overview's modules import in {_f(pages_s, 2)} s (pandas for the "
                   "tables).",
-                  "- Left in a cold start beyond the one-line app: importing pandas, Streamlit's "
-                  "emoji table for the page icon (about 0.3 s), hashing the data set's four "
-                  "files for the changed-data warning (about 0.4 s), verifying every seed run's "
-                  "checksums, and the Graphviz chart's script.",
+                  "- Left in a cold start beyond the one-line app: importing numpy, pyarrow and "
+                  "pandas (about 0.45 s in a quiet fresh process, `python -X importtime`), which "
+                  "twenty modules of core/ and widgets/ use for their tables; reading the test "
+                  "set and encoding the 60 sample images (about 0.2 s); the browser drawing the "
+                  "first screen's tables, metrics and images (about 0.3 s after the last "
+                  "message, against 0.01 s for one line). Tried and dropped, no faster: the "
+                  "sample grid as a parallel fragment, and importing the libraries in an "
+                  "`st.App` lifespan while the browser loads the page (the same process serves "
+                  "the page's scripts, which then waited).",
+                  f"- Left in a click: the browser's main thread ({busy_text}), not the server "
+                  "(its script is the AppTest row): React re-renders the page's elements for "
+                  "each batch of updates. Each "
+                  "selectbox a click re-sends costs about 7 ms; the two matrices about 35 ms "
+                  "though Plotly never redraws them (no DOM mutation in them during a swap).",
                   ("- Next visits over 1 s: " + ", ".join(f"{n} {nxt[n]:.2f} s" for n in slow)
-                   + ". The browser draws their Plotly charts anew: the Map's 10,000 SVG points, "
-                   "the ROC page's five charts, the Confusion page's two matrices.")
+                   + ". Over 1 s only in some runs; the Map's WebGL scene is most of it.")
                   if slow else "- Every page's next visit is within 1 s.",
                   "- Memory: the server's peak is set by pandas, Plotly and the test images; no "
                   "TensorFlow is ever loaded into it.", ""]  # fmt: skip

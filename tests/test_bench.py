@@ -96,7 +96,8 @@ def test_report_renders_every_part_and_the_targets():
     dashboard = {"cold": {"hello": [2.0], "dashboard": [2.4]},
                  "switch_first": {"roc": 1.5}, "switch_next": {"roc": 0.5, "overview": 0.6},
                  "clicks_no_model": {"dashboard": [0.2], "bare": [0.18]},
-                 "clicks_models_loaded": {"dashboard": [0.3], "bare": [0.18]},
+                 "clicks_models_loaded": {"dashboard": [0.3], "bare": [0.18],
+                                          "main_thread_ms": {"dashboard": 140.0, "bare": 28.0}},
                  "server_peak_mib": 300.0, "bare_server_peak_mib": 80.0,
                  "tensorflow_in_server": False}  # fmt: skip
     saved = {
@@ -112,6 +113,8 @@ def test_report_renders_every_part_and_the_targets():
     assert "**0.50×**" in text  # core ÷ plain
     assert "| Click on a results page, models loaded | ≤ 2.5× bare app | 1.67× | yes |" in text
     assert "| Cold start vs one-line app | ≤ 1.6× | 1.20× | yes |" in text
+    assert "| browser main thread busy per click, models loaded | 140 ms | 28 ms | 5.00× |" in text
+    assert "browser main thread busy per click, no model loaded" not in text  # not measured
 
 
 def test_live_log_steps_keep_their_spacing_with_steps_per_execution(tmp_path, dataset):
