@@ -166,13 +166,13 @@ def content_sha256(path: Path) -> str | None:
     return _DIGESTS[key]
 
 
-def current_files() -> tuple[str, dict[str, str | None]] | None:
-    """The files as they are on disk now: ("label: folder", {file name: content SHA-256, None
-    if unreadable}) for the first searched place holding all four, whether or not they verify;
-    None if no place holds them. For telling whether a run's data set has changed since."""
+def dataset_place() -> tuple[str, Path] | None:
+    """(label, folder) of the first searched place holding all four files, whether or not they
+    verify; None if no place holds them. For telling whether a run's data set has changed since
+    (``core.artifacts.check_dataset``)."""
     for label, folder in candidate_dirs():
         if all((folder / name).is_file() for name in FILES):
-            return f"{label}: {folder}", {name: content_sha256(folder / name) for name in FILES}
+            return label, folder
     return None
 
 

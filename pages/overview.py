@@ -53,7 +53,8 @@ st.caption(
 url_done = urlstate.watch("overview", picker.url_keys())  # the view is its link
 runs = picker.selected_runs()
 picker.require_runs(runs)
-# Hashing the data set files (0.4 s on a cold start) runs beside the page, not before it.
+# Checking the data set files runs beside the page, not before it: remembered, it is a few
+# `stat` calls, but the first check (or one after a change) decompresses and hashes 30 MB.
 st.fragment(picker.dataset_warning, parallel=True)(runs)
 runs = picker.usable(runs)  # every model with a run; those without are named
 pair = picker.chosen_pair()  # the verdicts compare the sidebar's pair

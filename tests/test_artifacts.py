@@ -525,6 +525,42 @@ def test_data_set_check_without_a_record_or_without_files(tiny_root, monkeypatch
     assert artifacts.check_dataset(run) == []
 
 
+def test_data_set_hashes_are_remembered_across_processes(tiny_root, dataset_copy, monkeypatch):
+    """A later process checks the data set without decompressing it (the run's checksum memo
+    holds the content hashes of these very files); a changed file is hashed again and named,
+    and a memo that lies about an unchanged file is not believed."""
+    from core import data
+
+    monkeypatch.setattr(artifacts, "RACY_SECONDS", -1.0)  # the copies were just written
+    run = artifacts.load_run("baseline", root=tiny_root)
+    assert artifacts.check_dataset(run) == []
+    memo = run.path / "cache" / artifacts.CHECKSUM_MEMO
+    stored = json.loads(memo.read_text())
+    assert sorted(stored["dataset"]) == sorted(str((dataset_copy / n).resolve()) for n in FILES)
+    assert sorted(stored["files"]) == sorted(run.manifest.files)  # the run's own entries stay
+    data._DIGESTS.clear()  # what a new process starts with
+    with monkeypatch.context() as m:
+        m.setattr(data.gzip, "open", lambda *a, **k: pytest.fail("decompressed again"))
+        assert artifacts.check_dataset(run) == []
+    alter_labels(dataset_copy)  # new content, new ctime: the memo's entry no longer applies
+    data._DIGESTS.clear()
+    (change,) = artifacts.check_dataset(run)
+    assert change.startswith("t10k-labels-idx1-ubyte.gz in $FASHION_MNIST_DIR:")
+    # A lying memo (an unchanged file recorded with another hash) condemns nothing.
+    shutil.copy(data.DEBIAN_DIR / "t10k-labels-idx1-ubyte.gz", dataset_copy)
+    data._DIGESTS.clear()
+    assert artifacts.check_dataset(run) == []
+    stored = json.loads(memo.read_text())
+    for entry in stored["dataset"].values():
+        entry[5] = "0" * 64
+    memo.write_text(json.dumps(stored))
+    data._DIGESTS.clear()
+    assert artifacts.check_dataset(run) == []
+    for garbage in ("not json", '{"format": 1, "files": {}, "dataset": []}'):
+        memo.write_text(garbage)
+        assert artifacts.check_dataset(run) == []
+
+
 def test_data_set_hashes_are_cached_by_size_and_time(dataset_copy, monkeypatch):
     from core import data
 
