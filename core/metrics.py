@@ -8,17 +8,22 @@ as stored with each run, and returns plain arrays, dataclasses and DataFrames; d
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from core.data import CLASS_NAMES, NUM_CLASSES
 from core.roc import RocCurve, macro_auc, roc_curves
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 LABELS = np.arange(NUM_CLASSES)
 SUM_TOLERANCE = 1e-3
 AGREEMENT_PARTS = ("both_right", "only_a", "only_b", "both_wrong")
 PER_CLASS_COLUMNS = ("precision", "recall", "f1", "support")
+PER_CLASS_ROWS = (*CLASS_NAMES, "macro avg", "weighted avg")
 
 
 def check_predictions(y_true, y_prob) -> tuple[np.ndarray, np.ndarray]:
@@ -74,7 +79,7 @@ def headline(y_true: np.ndarray, y_prob: np.ndarray) -> dict:
 # --- one model --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Evaluation:
     """Everything the results pages show about one model on one test set."""
 
@@ -83,11 +88,34 @@ class Evaluation:
     loss: float  # log loss, natural log
     y_pred: np.ndarray  # (n,)
     confusion: np.ndarray  # (10, 10) int; rows = true class, columns = predicted class
-    per_class: (
-        pd.DataFrame
-    )  # 10 classes + "macro avg", "weighted avg"; precision, recall, f1, support
+    # (12, 4): rows PER_CLASS_ROWS (10 classes, "macro avg", "weighted avg"), columns
+    # PER_CLASS_COLUMNS (precision, recall, f1, support); ``per_class`` is it as a DataFrame.
+    per_class_values: np.ndarray
     roc: tuple[RocCurve, ...]  # 10, one-vs-rest
     macro_auc: float
+
+    @cached_property
+    def per_class(self) -> pd.DataFrame:
+        """``per_class_values`` indexed by class ("class"), support as integers. Built on first
+        use: the Overview needs only ``f1`` and imports no pandas."""
+        import pandas as pd
+
+        table = pd.DataFrame(
+            self.per_class_values,
+            index=pd.Index(list(PER_CLASS_ROWS), name="class"),
+            columns=list(PER_CLASS_COLUMNS),
+        )
+        return table.astype({"support": "int64"})
+
+    def f1(self, row: str) -> float:
+        """F1 of class ``row``, or of "macro avg" / "weighted avg"."""
+        return float(
+            self.per_class_values[PER_CLASS_ROWS.index(row), PER_CLASS_COLUMNS.index("f1")]
+        )
+
+    @property
+    def macro_f1(self) -> float:
+        return self.f1("macro avg")
 
     @property
     def per_class_auc(self) -> np.ndarray:
@@ -96,28 +124,27 @@ class Evaluation:
 
     @property
     def hardest_class(self) -> str:
-        """Name of the class with the lowest F1."""
-        return str(self.per_class["f1"].iloc[:NUM_CLASSES].idxmin())
+        """Name of the class with the lowest F1 (the first such, as pandas' ``idxmin``)."""
+        f1 = self.per_class_values[:NUM_CLASSES, PER_CLASS_COLUMNS.index("f1")]
+        return CLASS_NAMES[int(np.argmin(f1))]
 
 
-def _per_class(y_true: np.ndarray, y_pred: np.ndarray) -> pd.DataFrame:
+def _per_class(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """``Evaluation.per_class_values``: precision, recall, F1 and support of each class, then
+    their macro and weighted averages (support: all images)."""
     from sklearn import metrics as skm
 
     # zero_division=0: a class never predicted has precision 0 (scikit-learn's value, unwarned).
-    rows = {}
     precision, recall, f1, support = skm.precision_recall_fscore_support(
         y_true, y_pred, labels=LABELS, zero_division=0.0
     )
-    for k, name in enumerate(CLASS_NAMES):
-        rows[name] = (precision[k], recall[k], f1[k], support[k])
+    rows = [np.stack([precision, recall, f1, support], axis=1).astype(np.float64)]
     for average in ("macro", "weighted"):
         p, r, f, _ = skm.precision_recall_fscore_support(
             y_true, y_pred, labels=LABELS, average=average, zero_division=0.0
         )
-        rows[f"{average} avg"] = (p, r, f, len(y_true))
-    table = pd.DataFrame.from_dict(rows, orient="index", columns=list(PER_CLASS_COLUMNS))
-    table.index.name = "class"
-    return table.astype({"support": "int64"})
+        rows.append(np.array([[p, r, f, len(y_true)]], np.float64))
+    return np.concatenate(rows)
 
 
 def evaluate(y_true, y_prob) -> Evaluation:
@@ -130,7 +157,7 @@ def evaluate(y_true, y_prob) -> Evaluation:
         **headline(y_true, y_prob),
         y_pred=y_pred,
         confusion=skm.confusion_matrix(y_true, y_pred, labels=LABELS),
-        per_class=_per_class(y_true, y_pred),
+        per_class_values=_per_class(y_true, y_pred),
         roc=roc_curves(y_true, y_prob),
         macro_auc=macro_auc(y_true, y_prob),
     )
@@ -147,6 +174,8 @@ def cell_indices(y_true, y_pred, true_class: int, pred_class: int) -> np.ndarray
 
 def per_class_diff(eval_a: Evaluation, eval_b: Evaluation) -> pd.DataFrame:
     """Two per-class tables side by side: ``<metric>_a``, ``_b``, ``_diff`` (b - a), ``support``."""
+    import pandas as pd
+
     a, b = eval_a.per_class, eval_b.per_class
     if not a["support"].equals(b["support"]):
         raise ValueError("the two evaluations were made on different test sets (supports differ)")

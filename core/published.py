@@ -8,12 +8,14 @@ per-class precision/recall/F1 table is "per_class"); names here still spell it "
 from __future__ import annotations
 
 from collections.abc import Iterable
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from core.data import CLASS_NAMES
 from core.metrics import Evaluation
 from core.models import MODEL_NAMES, model_color, model_label
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SHIRT = CLASS_NAMES.index("Shirt")
 TSHIRT = CLASS_NAMES.index("T-shirt/top")
@@ -93,14 +95,14 @@ def our_course_report_figures(evaluation: Evaluation) -> dict:
         "loss": evaluation.loss,
         "macro_auc": evaluation.macro_auc,
         "shirt_auc": evaluation.roc[SHIRT].auc,
-        "shirt_f1": float(evaluation.per_class.loc["Shirt", "f1"]),
+        "shirt_f1": evaluation.f1("Shirt"),
         "hardest_class": evaluation.hardest_class,
         "tshirt_as_shirt": int(evaluation.confusion[TSHIRT, SHIRT]),
     }
 
 
-def course_report_table(evaluations: dict[str, Evaluation]) -> pd.DataFrame:
-    """Rows: the course report's figures; columns: '<model> report' and '<model> ours'."""
+def _course_report_columns(evaluations: dict[str, Evaluation]) -> dict[str, list]:
+    """Columns '<model> report' and '<model> ours', each a value per ``COURSE_REPORT_ROWS``."""
     columns = {}
     for name, evaluation in evaluations.items():
         published = {
@@ -112,18 +114,40 @@ def course_report_table(evaluations: dict[str, Evaluation]) -> pd.DataFrame:
         ours = our_course_report_figures(evaluation)
         columns[f"{name} report"] = [published.get(key) for key in COURSE_REPORT_ROWS]
         columns[f"{name} ours"] = [ours[key] for key in COURSE_REPORT_ROWS]
-    return pd.DataFrame(columns, index=list(COURSE_REPORT_ROWS.values()))
+    return columns
+
+
+def course_report_table(evaluations: dict[str, Evaluation]) -> pd.DataFrame:
+    """Rows: the course report's figures; columns: '<model> report' and '<model> ours'."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        _course_report_columns(evaluations), index=list(COURSE_REPORT_ROWS.values())
+    )
+
+
+def _text(value) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def course_report_rows(evaluations: dict[str, Evaluation]) -> tuple[list[str], list[list[str]]]:
+    """``course_report_table`` as text (as many decimals as the report prints, plus two): a
+    header and one row per figure, its name first (the Overview's Markdown table)."""
+    columns = _course_report_columns(evaluations)
+    rows = [
+        [label, *(_text(values[i]) for values in columns.values())]
+        for i, label in enumerate(COURSE_REPORT_ROWS.values())
+    ]
+    return ["", *columns], rows
 
 
 def course_report_table_text(evaluations: dict[str, Evaluation]) -> pd.DataFrame:
-    """``course_report_table`` as text: as many decimals as the report prints, plus two."""
-    table = course_report_table(evaluations)
+    """``course_report_rows`` as a DataFrame indexed by figure."""
+    import pandas as pd
 
-    def fmt(value) -> str:
-        if value is None or (isinstance(value, float) and value != value):
-            return "–"
-        if isinstance(value, float):
-            return f"{value:.4f}"
-        return str(value)
-
-    return table.map(fmt)
+    header, rows = course_report_rows(evaluations)
+    return pd.DataFrame([r[1:] for r in rows], index=[r[0] for r in rows], columns=header[1:])

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from core.data import CLASS_NAMES, NUM_CLASSES
 
 if TYPE_CHECKING:  # core.metrics builds on this module
+    import pandas as pd
+
     from core.metrics import Evaluation
 
 MACRO = "macro average"
@@ -119,6 +120,8 @@ def ap_table(curves: Mapping[str, Sequence[PrCurve]]) -> pd.DataFrame:
 
     Indexed by class name, then ``MACRO`` (the mean over the classes, NaN when one is NaN).
     """
+    import pandas as pd
+
     if not curves:
         raise ValueError("ap_table needs at least one model's curves")
     per_class = np.array([[c.ap for c in model] for model in curves.values()]).T  # (10, models)
@@ -141,6 +144,8 @@ def auc_table(evaluations: dict[str, Evaluation]) -> pd.DataFrame:
     NaN). The ``MACRO`` row holds each model's macro AUC as ``evaluate`` computed it (NaN when
     a class is missing from the test set) and is never the weakest.
     """
+    import pandas as pd
+
     if not evaluations:
         raise ValueError("auc_table needs at least one evaluation")
     names = list(evaluations)

@@ -161,14 +161,16 @@ def predictions_key(run: artifacts.Run | artifacts.RunInfo) -> dict[str, object]
 
 
 def _evaluation_arrays(ev) -> dict[str, np.ndarray]:
+    from core.metrics import PER_CLASS_ROWS
+
     curves = ev.roc
     return {
         "scalars": np.array([ev.accuracy, ev.loss, ev.macro_auc], np.float64),
         "n": np.array(ev.n, np.int64),
         "y_pred": ev.y_pred.astype(np.uint8),  # (n,) classes 0..9
         "confusion": np.asarray(ev.confusion, np.int64),  # (10, 10)
-        "per_class": ev.per_class.to_numpy(np.float64),  # (12, 4); support is whole
-        "per_class_index": np.array(list(ev.per_class.index)),
+        "per_class": np.asarray(ev.per_class_values, np.float64),  # (12, 4); support is whole
+        "per_class_index": np.array(list(PER_CLASS_ROWS)),
         "roc_sizes": np.array([c.fpr.size for c in curves], np.int64),
         "roc_fpr": np.concatenate([c.fpr for c in curves]),
         "roc_tpr": np.concatenate([c.tpr for c in curves]),
@@ -178,17 +180,15 @@ def _evaluation_arrays(ev) -> dict[str, np.ndarray]:
 
 
 def _evaluation_from(found: Mapping[str, np.ndarray]):
-    import pandas as pd
-
-    from core.metrics import PER_CLASS_COLUMNS, Evaluation
+    from core.metrics import PER_CLASS_COLUMNS, PER_CLASS_ROWS, Evaluation
     from core.roc import RocCurve
 
     accuracy, loss, macro_auc = (float(v) for v in found["scalars"])
-    per_class = pd.DataFrame(
-        found["per_class"],
-        index=pd.Index([str(name) for name in found["per_class_index"]], name="class"),
-        columns=list(PER_CLASS_COLUMNS),
-    ).astype({"support": "int64"})
+    if tuple(str(name) for name in found["per_class_index"]) != PER_CLASS_ROWS:
+        raise ValueError("per-class rows of another layout")
+    per_class = np.asarray(found["per_class"], np.float64)
+    if per_class.shape != (len(PER_CLASS_ROWS), len(PER_CLASS_COLUMNS)):
+        raise ValueError("per-class table of another shape")
     ends = np.cumsum(found["roc_sizes"])
     starts = ends - found["roc_sizes"]
     roc = tuple(
@@ -206,7 +206,7 @@ def _evaluation_from(found: Mapping[str, np.ndarray]):
         loss=loss,
         y_pred=found["y_pred"].astype(np.int64),
         confusion=found["confusion"],
-        per_class=per_class,
+        per_class_values=per_class,
         roc=roc,
         macro_auc=macro_auc,
     )
@@ -274,31 +274,39 @@ LAYER_COLUMNS = ("layer", "type", "output shape", "params")
 
 
 class Architecture(NamedTuple):
-    """What the Overview shows of a model: one row per layer (``LAYER_COLUMNS``), the layer
-    graph in Graphviz DOT, the number of parameters."""
+    """What the Overview shows of a model: one row per layer (a dict of ``LAYER_COLUMNS``), the
+    layer graph in Graphviz DOT, the number of parameters."""
 
-    table: object  # pandas.DataFrame
+    rows: tuple[dict, ...]
     dot: str
     params: int
+
+    @property
+    def table(self):
+        """``rows`` as a pandas DataFrame (as ``layer_table()`` gives it)."""
+        import pandas as pd
+
+        return pd.DataFrame(list(self.rows), columns=list(LAYER_COLUMNS))
 
 
 def architecture(run: artifacts.Run, load: Callable[[], object]) -> Architecture:
     """The run's layer table, layer graph (DOT) and parameter count, kept in its cache keyed on
     its model file's SHA-256; ``load()`` gives the loaded model (``core.predict``) on a miss."""
-    import pandas as pd
-
     key = {"model_sha256": run.manifest.model_sha256, "format": RESULTS_FORMAT}
     path = cache_file(run, ARCHITECTURE_FILE)
     found = read(path, key)
     if found is not None and {"table", "dot", "params"} <= set(found):
         try:
-            table = pd.DataFrame(json.loads(str(found["table"])), columns=LAYER_COLUMNS)
-            return Architecture(table, str(found["dot"]), int(found["params"]))
+            rows = json.loads(str(found["table"]))
+            if isinstance(rows, list) and all(
+                isinstance(row, dict) and set(row) == set(LAYER_COLUMNS) for row in rows
+            ):
+                return Architecture(tuple(rows), str(found["dot"]), int(found["params"]))
         except (ValueError, TypeError, KeyError):
             pass  # computed again below
     model = load()
-    result = Architecture(model.layer_table(), model.to_dot(), int(model.total_params))
-    rows = result.table[list(LAYER_COLUMNS)].to_dict("records")
+    rows = model.layer_table()[list(LAYER_COLUMNS)].to_dict("records")
+    result = Architecture(tuple(rows), model.to_dot(), int(model.total_params))
     write(path, key, {"table": np.array(json.dumps(rows)), "dot": np.array(result.dot),
                       "params": np.array(result.params, np.int64)})  # fmt: skip
     return result

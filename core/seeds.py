@@ -15,17 +15,20 @@ import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-import pandas as pd
 
 from core import artifacts, runcache
 from core.artifacts import Run, RunInfo
 from core.data import CLASS_NAMES, NUM_CLASSES
 from core.metrics import Evaluation, evaluate
 from core.models import MODEL_NAMES, display_name
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SEED_METRICS = ("accuracy", "loss", "macro_f1")
 HIGHER_IS_BETTER = {"accuracy": True, "loss": False, "macro_f1": True}
@@ -108,23 +111,23 @@ def more_seeds_text(collected: Collected) -> str:
 # --- one model over seeds ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SeedSummary:
-    """Test metrics of one model's runs, one row per seed, with their mean and spread."""
+    """Test metrics of one model's runs, one row per seed, with their mean and spread.
+
+    Held as arrays (the Overview reads them without pandas); the DataFrames are built on first
+    use. Means skip missing values (NaN), as pandas does; the standard deviation is ddof=1,
+    NaN for fewer than two values.
+    """
 
     model: str
-    per_seed: pd.DataFrame  # index seed; columns SEED_METRICS
-    per_class_f1: pd.DataFrame  # index seed; columns CLASS_NAMES
-    summary: pd.DataFrame  # index SEED_METRICS; columns mean, std (ddof=1, NaN for one seed), n
-    class_summary: pd.DataFrame  # index CLASS_NAMES; columns mean, std, n
-
-    @property
-    def seeds(self) -> tuple[int, ...]:
-        return tuple(int(s) for s in self.per_seed.index)
+    seeds: tuple[int, ...]
+    values: np.ndarray  # (seeds, 3): SEED_METRICS of each seed
+    class_values: np.ndarray  # (seeds, 10): F1 of each class (CLASS_NAMES) for each seed
 
     @property
     def n(self) -> int:
-        return len(self.per_seed)
+        return len(self.seeds)
 
     @property
     def note(self) -> str | None:
@@ -132,17 +135,67 @@ class SeedSummary:
         return ONE_SEED_NOTE if self.n < 2 else None
 
     def mean(self, metric: str) -> float:
-        return float(self.summary.loc[metric, "mean"])
+        return _mean_std_n(self.values[:, SEED_METRICS.index(metric)])[0]
 
     def std(self, metric: str) -> float:
-        return float(self.summary.loc[metric, "std"])
+        return _mean_std_n(self.values[:, SEED_METRICS.index(metric)])[1]
+
+    def class_mean_std(self, name: str) -> tuple[float, float]:
+        """Mean and standard deviation over seeds of class ``name``'s F1."""
+        return _mean_std_n(self.class_values[:, CLASS_NAMES.index(name)])[:2]
+
+    @cached_property
+    def per_seed(self) -> pd.DataFrame:
+        """Index seed; columns SEED_METRICS."""
+        return _frame(self.values, self.seeds, SEED_METRICS)
+
+    @cached_property
+    def per_class_f1(self) -> pd.DataFrame:
+        """Index seed; columns CLASS_NAMES."""
+        return _frame(self.class_values, self.seeds, CLASS_NAMES)
+
+    @cached_property
+    def summary(self) -> pd.DataFrame:
+        """Index SEED_METRICS ("metric"); columns mean, std, n."""
+        return _mean_std(self.values, SEED_METRICS, "metric")
+
+    @cached_property
+    def class_summary(self) -> pd.DataFrame:
+        """Index CLASS_NAMES ("class"); columns mean, std, n."""
+        return _mean_std(self.class_values, CLASS_NAMES, "class")
 
 
-def _mean_std(frame: pd.DataFrame) -> pd.DataFrame:
+def _mean_std_n(column: np.ndarray) -> tuple[float, float, int]:
     # ddof=1: the seeds are a sample of the seeds one could have drawn; NaN for a single seed.
-    return pd.DataFrame(
-        {"mean": frame.mean(axis=0), "std": frame.std(axis=0, ddof=1), "n": frame.count(axis=0)}
+    present = column[~np.isnan(column)]
+    n = int(present.size)
+    mean = float(present.mean()) if n else math.nan
+    std = float(present.std(ddof=1)) if n > 1 else math.nan
+    return mean, std, n
+
+
+def _frame(values: np.ndarray, seeds: Sequence[int], columns: Sequence[str]) -> pd.DataFrame:
+    import pandas as pd
+
+    index = pd.Index([int(s) for s in seeds], name="seed", dtype="int64")
+    return pd.DataFrame(np.asarray(values, float).reshape(len(seeds), len(columns)),
+                        index=index, columns=list(columns))  # fmt: skip
+
+
+def _mean_std(values: np.ndarray, names: Sequence[str], index_name: str) -> pd.DataFrame:
+    import pandas as pd
+
+    values = np.asarray(values, float).reshape(-1, len(names))
+    stats = [_mean_std_n(values[:, j]) for j in range(len(names))]
+    frame = pd.DataFrame(
+        {
+            "mean": [m for m, _, _ in stats],
+            "std": [s for _, s, _ in stats],
+            "n": np.array([n for _, _, n in stats], np.int64),
+        },
+        index=pd.Index(list(names), name=index_name),
     )
+    return frame
 
 
 def summarize(runs_by_seed: Mapping[int, Run]) -> SeedSummary:
@@ -190,45 +243,42 @@ def kept_summaries(collected: Collected, root: Path | str) -> dict[str, SeedSumm
     path = runcache.results_file(root, "seed-summaries.npz")
     found = runcache.read(path, {"key": key})
     if found is not None and all(f"{m}__seeds" in found for m in models):
-        return {model: _summary_from(model, found) for model in models}
+        try:
+            return {model: _summary_from(model, found) for model in models}
+        except (KeyError, ValueError):
+            pass  # a file of another layout under the same key: computed again
     summaries = {model: summarize_kept(collected[model]) for model in models}
     arrays = {}
     for model, summary in summaries.items():
         arrays[f"{model}__seeds"] = np.array(summary.seeds, np.int64)
-        arrays[f"{model}__per_seed"] = summary.per_seed[list(SEED_METRICS)].to_numpy(float)
-        arrays[f"{model}__per_class"] = summary.per_class_f1[list(CLASS_NAMES)].to_numpy(float)
+        arrays[f"{model}__per_seed"] = np.asarray(summary.values, float)
+        arrays[f"{model}__per_class"] = np.asarray(summary.class_values, float)
     runcache.write(path, {"key": key}, arrays)
     return summaries
 
 
 def _summary_from(model: str, found: Mapping[str, np.ndarray]) -> SeedSummary:
-    index = pd.Index([int(s) for s in found[f"{model}__seeds"]], name="seed")
-    per_seed = pd.DataFrame(found[f"{model}__per_seed"], index=index, columns=list(SEED_METRICS))
-    per_class = pd.DataFrame(found[f"{model}__per_class"], index=index, columns=list(CLASS_NAMES))
-    summary, class_summary = _mean_std(per_seed), _mean_std(per_class)
-    summary.index.name, class_summary.index.name = "metric", "class"
-    return SeedSummary(model, per_seed, per_class, summary, class_summary)
+    seeds = tuple(int(s) for s in found[f"{model}__seeds"])
+    values = np.asarray(found[f"{model}__per_seed"], float)
+    class_values = np.asarray(found[f"{model}__per_class"], float)
+    if values.shape != (len(seeds), len(SEED_METRICS)) or class_values.shape != (
+        len(seeds), NUM_CLASSES
+    ):  # fmt: skip
+        raise ValueError("seed summaries of another layout")
+    return SeedSummary(model, seeds, values, class_values)
 
 
 def summarize_evaluations(model: str, evaluations: Mapping[int, Evaluation]) -> SeedSummary:
     """``summarize`` from each seed's ``metrics.Evaluation`` of ``model``."""
     if not evaluations:
         raise ValueError("no runs to summarize: need at least one seed")
-    rows, class_rows = {}, {}
-    for seed in sorted(evaluations):
-        ev = evaluations[seed]
-        rows[int(seed)] = {
-            "accuracy": ev.accuracy,
-            "loss": ev.loss,
-            "macro_f1": float(ev.per_class.loc["macro avg", "f1"]),
-        }
-        class_rows[int(seed)] = ev.per_class["f1"].iloc[:NUM_CLASSES].to_numpy(dtype=float)
-    per_seed = pd.DataFrame.from_dict(rows, orient="index", columns=list(SEED_METRICS))
-    per_class = pd.DataFrame.from_dict(class_rows, orient="index", columns=list(CLASS_NAMES))
-    per_seed.index.name = per_class.index.name = "seed"
-    summary, class_summary = _mean_std(per_seed), _mean_std(per_class)
-    summary.index.name, class_summary.index.name = "metric", "class"
-    return SeedSummary(model, per_seed, per_class, summary, class_summary)
+    seeds = tuple(sorted(int(seed) for seed in evaluations))
+    by_seed = {int(seed): ev for seed, ev in evaluations.items()}
+    values = np.array(
+        [[by_seed[s].accuracy, by_seed[s].loss, by_seed[s].macro_f1] for s in seeds], float
+    )
+    class_values = np.array([[by_seed[s].f1(name) for name in CLASS_NAMES] for s in seeds], float)
+    return SeedSummary(model, seeds, values, class_values)
 
 
 def summarize_collected(collected: Collected) -> dict[str, SeedSummary]:
@@ -237,32 +287,51 @@ def summarize_collected(collected: Collected) -> dict[str, SeedSummary]:
 
 
 def _mean_std_text(mean: float, std: float) -> str:
-    return f"{mean:.4f} (one seed)" if pd.isna(std) else f"{mean:.4f} ± {std:.4f}"
+    return f"{mean:.4f} (one seed)" if math.isnan(std) else f"{mean:.4f} ± {std:.4f}"
+
+
+Rows = tuple[list[str], list[list[str]]]  # a header and rows of text, the row label first
+
+
+def seed_rows(summaries: Mapping[str, SeedSummary]) -> Rows:
+    """One row per model: mean ± std (ddof=1) over seeds of each test metric, and the seeds."""
+    rows = [
+        [
+            display_name(model),
+            *(_mean_std_text(s.mean(metric), s.std(metric)) for metric in SEED_COLUMNS),
+            f"{s.n} ({', '.join(str(seed) for seed in s.seeds)})",
+        ]
+        for model, s in summaries.items()
+    ]
+    return ["", *SEED_COLUMNS.values(), "Seeds"], rows
+
+
+def class_f1_rows(summaries: Mapping[str, SeedSummary]) -> Rows:
+    """One row per class: each model's F1, mean ± std over its seeds."""
+    header = ["class", *(f"{display_name(model)} F1" for model in summaries)]
+    rows = [
+        [name, *(_mean_std_text(*s.class_mean_std(name)) for s in summaries.values())]
+        for name in CLASS_NAMES
+    ]
+    return header, rows
+
+
+def _rows_frame(table: Rows) -> pd.DataFrame:
+    import pandas as pd
+
+    header, rows = table
+    index = pd.Index([row[0] for row in rows], name=header[0] or None)
+    return pd.DataFrame([row[1:] for row in rows], index=index, columns=header[1:])
 
 
 def seed_table(summaries: Mapping[str, SeedSummary]) -> pd.DataFrame:
-    """One row per model: mean ± std (ddof=1) over seeds of each test metric, and the seeds."""
-    rows = {}
-    for model, summary in summaries.items():
-        row = {
-            label: _mean_std_text(summary.mean(metric), summary.std(metric))
-            for metric, label in SEED_COLUMNS.items()
-        }
-        row["Seeds"] = f"{summary.n} ({', '.join(str(s) for s in summary.seeds)})"
-        rows[display_name(model)] = row
-    return pd.DataFrame.from_dict(rows, orient="index")
+    """``seed_rows`` as a DataFrame indexed by model."""
+    return _rows_frame(seed_rows(summaries))
 
 
 def class_f1_table(summaries: Mapping[str, SeedSummary]) -> pd.DataFrame:
-    """One row per class: each model's F1, mean ± std over its seeds."""
-    columns = {
-        f"{display_name(model)} F1": [
-            _mean_std_text(s.class_summary.loc[name, "mean"], s.class_summary.loc[name, "std"])
-            for name in CLASS_NAMES
-        ]
-        for model, s in summaries.items()
-    }
-    return pd.DataFrame(columns, index=pd.Index(list(CLASS_NAMES), name="class"))
+    """``class_f1_rows`` as a DataFrame indexed by class."""
+    return _rows_frame(class_f1_rows(summaries))
 
 
 # --- two models, paired by seed ---------------------------------------------------------------
@@ -361,6 +430,8 @@ def paired(a: SeedSummary, b: SeedSummary, confidence: float = CONFIDENCE) -> Pa
     """Differences b − a on the seeds both models were trained with, paired by seed."""
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
+    import pandas as pd
+
     seeds = sorted(set(a.seeds) & set(b.seeds))
     values_a = a.per_seed.loc[seeds, list(SEED_METRICS)]
     values_b = b.per_seed.loc[seeds, list(SEED_METRICS)]
@@ -522,6 +593,8 @@ def curves(runs: Sequence[Run]) -> pd.DataFrame:
     Index ``epoch``; columns ``<metric>_mean`` and ``<metric>_std`` for ``HISTORY_METRICS``,
     and ``n``, the number of runs that reached that epoch (runs may have different lengths).
     """
+    import pandas as pd
+
     if not runs:
         raise ValueError("no runs: need at least one")
     records = [

@@ -28,3 +28,33 @@ def literal(text: object, limit: int = LIMIT, keep_end: bool = False) -> str:
     fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)
     pad = " " if text[0] == "`" or text[-1] == "`" else ""
     return f"{fence}{pad}{text}{pad}{fence}"
+
+
+# Every ASCII punctuation character may be backslash-escaped in CommonMark, and escaped it is
+# shown as itself: no emphasis, links, HTML, LaTeX ($), colour or icon directives (:), and no
+# cell break (|) in a table.
+_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+
+
+def plain(text: object) -> str:
+    """``text`` as Markdown that shows it verbatim on one line (every punctuation mark
+    escaped), for a table cell, where a code span would look like code."""
+    text = "".join(ch if ch.isprintable() else " " for ch in str(text))
+    return _PUNCTUATION.sub(r"\\\1", text)
+
+
+def markdown_table(header: list[str], rows: list[list[object]]) -> str:
+    """A GitHub-flavoured Markdown table of ``rows`` under ``header``, every cell shown as its
+    text (``plain``).
+
+    The Overview's small tables are Markdown rather than ``st.table``: ``st.table`` imports
+    pandas (0.35 s of a cold start, for a few rows of text). A cell's text is
+    ``str(value)``, so format numbers first; None shows as an empty cell.
+    """
+    if any(len(row) != len(header) for row in rows):
+        raise ValueError(f"every row needs {len(header)} cells")
+
+    def line(cells) -> str:
+        return "| " + " | ".join("" if c is None else plain(c) for c in cells) + " |"
+
+    return "\n".join([line(header), "|" + " --- |" * len(header), *map(line, rows)])

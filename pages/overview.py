@@ -7,9 +7,11 @@ from core.artifacts import RunError, artifacts_root
 from core.data import CLASS_NAMES, first_per_class
 from core.modelfile import UnsupportedModel
 from core.models import REGISTRY, display_name
+from core.runcache import LAYER_COLUMNS
 from core.text import literal
 from widgets import analysis, cached, nav, picker, urlstate
-from widgets.gallery import image_grid
+from widgets.images import image_grid
+from widgets.layout import static_table
 
 
 def _architecture(name: str, run):
@@ -18,6 +20,13 @@ def _architecture(name: str, run):
     except (RunError, UnsupportedModel) as exc:
         st.warning(f"The architecture of {display_name(name)} cannot be shown: {literal(exc)}")
         return None
+
+
+def _layer_rows(model) -> tuple[list[str], list[list[str]]]:
+    rows = [
+        [*(str(row[c]) for c in LAYER_COLUMNS[:-1]), f"{row['params']:,}"] for row in model.rows
+    ]
+    return list(LAYER_COLUMNS), rows
 
 
 def architectures_ui(runs: dict) -> None:
@@ -32,9 +41,10 @@ def architectures_ui(runs: dict) -> None:
                 model = _architecture(name, run)
                 if model is None:
                     continue
-                column.markdown(f"**{display_name(name)}**")
-                column.table(model.table, hide_index=True)
-                column.caption(f"{model.params:,} parameters. {REGISTRY[name].description}")
+                with column:
+                    st.markdown(f"**{display_name(name)}**")
+                    static_table(_layer_rows(model), key=f"overview_layers_{name}")
+                    st.caption(f"{model.params:,} parameters. {REGISTRY[name].description}")
     for tab, (name, run) in zip(tabs[1:], runs.items(), strict=True):
         if not tab.open:
             continue
@@ -73,7 +83,7 @@ for column, (name, run) in zip(columns, runs.items(), strict=True):
         a, b, c = st.columns(3)
         a.metric("Test accuracy", f"{e.accuracy:.4f}")
         b.metric("Test loss", f"{e.loss:.4f}")
-        c.metric("Macro F1", f"{e.per_class.loc['macro avg', 'f1']:.4f}")
+        c.metric("Macro F1", f"{e.macro_f1:.4f}")
         a.metric("Macro AUC", f"{e.macro_auc:.4f}")
         b.metric("Parameters", f"{m.params:,}")
         c.metric(
@@ -106,8 +116,7 @@ if several:
     st.fragment(analysis.seeds_ui)(summaries)
 
 st.subheader("The report's figures and ours")
-table = published.course_report_table_text(evals)
-st.table(table)
+static_table(published.course_report_rows(evals), key="overview_report_table")
 
 st.subheader("Architectures")
 st.fragment(architectures_ui)(runs)

@@ -24,7 +24,7 @@ from core.selective import (
     aurc_table,
     top_k_table,
 )
-from widgets import analysis, cached, charts, picker, urlstate
+from widgets import cached, charts, picker, scoring, urlstate
 
 DEFAULT_CLASS = "Shirt"  # the hardest Fashion-MNIST class for both models
 VIEWS = ("One class", "All ten classes")
@@ -93,7 +93,7 @@ def roc_section(runs: dict, labels: dict) -> None:
     """The curves, then AUC and average precision per class."""
     evals = {name: cached.evaluation(run) for name, run in runs.items()}
     names = list(runs)
-    prs = {name: analysis.pr_curves(run) for name, run in runs.items()}
+    prs = {name: scoring.pr_curves(run) for name, run in runs.items()}
     curves_ui(evals, prs)
 
     st.subheader("AUC per class")
@@ -120,12 +120,12 @@ def roc_section(runs: dict, labels: dict) -> None:
 def abstain_section(runs: dict) -> None:
     """Accuracy against coverage at a threshold; AURC and top-k accuracy."""
     st.caption(SELECTIVE_CAPTION)
-    coverages = {name: analysis.risk_coverage(run) for name, run in runs.items()}
+    coverages = {name: scoring.risk_coverage(run) for name, run in runs.items()}
     abstain_ui(coverages)
     aurc, top = st.columns(2)
     with aurc:
         table(aurc_table(coverages).style.format("{:.4f}"), "roc_aurc_table")
-    top_k = {name: analysis.top_k_accuracy(run) for name, run in runs.items()}
+    top_k = {name: scoring.top_k_accuracy(run) for name, run in runs.items()}
     with top:
         table(top_k_table(top_k).style.format("{:.2%}"), "roc_top_k_table")
 
@@ -138,7 +138,7 @@ def calibration_section(runs: dict, labels: dict) -> None:
         "accurate model the higher test loss."
     )
     names = list(runs)
-    calibrations = {name: analysis.calibrate(run) for name, run in runs.items()}
+    calibrations = {name: scoring.calibrate(run) for name, run in runs.items()}
     st.info(calibration_text(calibrations, [labels[n] for n in names]), icon=":material/target:")
     reliabilities = {name: c.reliability for name, c in calibrations.items()}
     st.plotly_chart(

@@ -46,3 +46,34 @@ def gallery_count(at: AppTest) -> int | None:
     if any("No test images here" in info.value for info in at.info):
         return 0
     return None
+
+
+def _cells(line: str) -> list[str]:
+    """The cells of one Markdown table line, backslash escapes undone."""
+    cells, cell, chars = [], "", iter(line.strip().strip("|"))
+    for ch in chars:
+        if ch == "\\":
+            cell += next(chars, "")
+        elif ch == "|":
+            cells.append(cell.strip())
+            cell = ""
+        else:
+            cell += ch
+    return [*cells, cell.strip()]
+
+
+def markdown_tables(elements):
+    """Every Markdown table (``core.text.markdown_table``) among AppTest ``elements`` (e.g.
+    ``at.markdown``) as a DataFrame of text: its first column is the index, named by its header
+    cell (None when empty)."""
+    import pandas as pd
+
+    tables = []
+    for element in elements:
+        lines = element.value.splitlines()
+        if len(lines) < 2 or not lines[0].startswith("| ") or "--- |" not in lines[1]:
+            continue
+        header, *rows = [_cells(line) for line in [lines[0], *lines[2:]]]
+        index = pd.Index([row[0] for row in rows], name=header[0] or None)
+        tables.append(pd.DataFrame([row[1:] for row in rows], index=index, columns=header[1:]))
+    return tables

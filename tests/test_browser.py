@@ -47,7 +47,7 @@ GALLERY = ".st-key-confusion_gallery_images"  # the Confusion gallery's grid of 
 # What "the page's chart is drawn" means, page by page: selectors that must match a visible
 # element. Plotly draws heatmaps as an <image>, lines as path.js-line, bars as .trace.bars.
 PAGES = {
-    "overview": ("/", ['.st-key-overview_layers [data-testid="stTable"] table',
+    "overview": ("/", ['.st-key-overview_layers table',
                        ".st-key-sample_grid figure img"]),  # the seed chart: a lazy tab
     "training": ("/training", [".st-key-train_replay_chart .scatterlayer path.js-line"]),
     "confusion": ("/confusion", ['[class*="st-key-confusion_chart_baseline_"] .heatmaplayer image',

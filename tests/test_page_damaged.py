@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import artifacts, data
 from core.data import FILES
+from tests.apptools import markdown_tables
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard.py")
 TRAINING = "training"  # the page_link proto names the page by its URL path
@@ -106,8 +107,8 @@ def test_a_damaged_second_run_is_listed_never_served(root):
     truncate_model(second)
     at = open_page("overview")
     assert not at.error
-    layers = [d.value for d in at.table if list(d.value.columns) == ["layer", "type",
-              "output shape", "params"]]  # fmt: skip
+    layers = [t for t in markdown_tables(at.markdown)
+              if [t.index.name, *t.columns] == ["layer", "type", "output shape", "params"]]  # fmt: skip
     assert len(layers) == 2  # the page is shown on the good runs (their architectures)
     at.session_state["overview_architecture"] = at.tabs[-1].label  # the residual's layer graph
     assert "residual" in at.run().get("graphviz_chart")[0].proto.spec.lower()

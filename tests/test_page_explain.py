@@ -53,7 +53,7 @@ def test_grad_cam_strip_is_the_image_then_each_models_map(runs, dataset):
 
 def gallery_tiles(at) -> list[tuple[str, tuple[int, int]]]:
     """(caption, (width, height) of its PNG) of each image of the gallery's grid (one block of
-    inline PNGs, widgets.gallery.image_grid)."""
+    inline PNGs, widgets.images.image_grid)."""
     (grid,) = [h.proto.body for h in at.get("html") if "gallery-grid" in h.proto.body]
     pngs = [base64.b64decode(d) for d in re.findall(r'src="data:image/png;base64,([^"]+)"', grid)]
     captions = [html.unescape(c) for c in re.findall(r"<figcaption>(.*?)</figcaption>", grid)]

@@ -25,6 +25,7 @@ from core.artifacts import HISTORY_FILE, PROJECT_DIR
 from core.models import MODEL_NAMES, REGISTRY
 from core.published import BEST_PUBLISHED_NOTE, COURSE_REPORT
 from tests import seedtools
+from tests.apptools import markdown_tables
 from tests.seedtools import SEEDS, charts, line_levels, run_id
 
 # Crowd-sourced human accuracy and the course report's: the dotted lines of accuracy charts.
@@ -64,8 +65,14 @@ def training(root):
         yield seedtools.open_page(root, "pages/training.py")
 
 
+def tables(at) -> list:
+    """Every table of the page as a DataFrame: data frames, ``st.table``s and the Markdown
+    tables the Overview draws (``widgets.layout.static_table``)."""
+    return [d.value for d in [*at.dataframe, *at.table]] + markdown_tables(at.markdown)
+
+
 def table_with(at, column: str):
-    (table,) = [d.value for d in [*at.dataframe, *at.table] if column in d.value.columns]
+    (table,) = [t for t in tables(at) if column in t.columns]
     return table
 
 
@@ -85,7 +92,7 @@ def test_overview_shows_the_seed_tables(overview, summaries):
     open_seed_tab(overview, "F1 of each class")
     table = table_with(overview, f"{NAMES['baseline']} F1")
     pd.testing.assert_frame_equal(table, seeds.class_f1_table(summaries))
-    assert not [d for d in [*overview.dataframe, *overview.table] if "Seeds" in d.value.columns]
+    assert not [t for t in tables(overview) if "Seeds" in t.columns]
     open_seed_tab(overview, "Mean ± std")
 
 
@@ -198,7 +205,7 @@ def test_one_seed_says_how_to_get_more(fewer_seeds):
     (line,) = [c.value for c in at.caption if COMMAND in c.value]
     assert line.startswith("Across seeds: Only one seed per model follows the report's protocol")
     assert "overview_seed_chart" not in charts(at)
-    assert not [d for d in [*at.dataframe, *at.table] if "Seeds" in d.value.columns]
+    assert not [t for t in tables(at) if "Seeds" in t.columns]
     assert not any(m.value.startswith("**Across seeds**") for m in at.markdown)
     assert not any("paired t-test needs" in c.value for c in at.caption)
     assert any("McNemar" in box.value for box in [*at.success, *at.info])

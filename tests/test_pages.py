@@ -69,7 +69,7 @@ def test_results_pages_never_import_tensorflow(page, tiny_root):
 
 def test_overview_shows_six_real_test_images_of_each_class(tiny_root, monkeypatch):
     """The sample grid: 60 images of the real test set, six per class in class order, each
-    named in its alt text (one HTML block: ``widgets.gallery.image_grid``)."""
+    named in its alt text (one HTML block: ``widgets.images.image_grid``)."""
     import re
 
     from core.data import CLASS_NAMES, first_per_class, load_dataset

@@ -63,6 +63,9 @@ def test_course_report_table_text_prints_four_decimals_and_dashes(evaluations):
     assert text.loc["Macro AUC", "vgg report"] == "0.9900"
     assert text.loc["Hardest class (lowest F1)", "vgg report"] == "Shirt"
     assert text.loc["T-shirt/top predicted as Shirt", "vgg report"] == "101"
+    header, rows = published.course_report_rows({"vgg": evaluations["baseline"][2]})
+    assert header == ["", *text.columns]
+    assert rows == [[label, *text.loc[label]] for label in text.index]
 
 
 def test_reference_lines_for_loss_are_the_course_report_s():

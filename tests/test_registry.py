@@ -31,6 +31,7 @@ from core import artifacts, calibration, export, models
 from core.data import CLASS_NAMES, first_per_class
 from core.models import EXTRA_MODELS_ENV, SHIPPED, RegistryError, build_registry
 from tests import extra_model
+from tests.apptools import markdown_tables
 from tests.conftest import TINY
 
 PROBE = extra_model.SPECS[0]
@@ -439,11 +440,8 @@ def _collect(at) -> dict:
     texts += [f"{w.label}" for kind in ("radio", "selectbox") for w in main.get(kind)]
     texts += [option for group in options for option in group]
     texts += [tab.label for tab in main.get("tab")]
-    columns = [
-        " · ".join(map(str, np.atleast_1d(c)))
-        for d in [*main.dataframe, *main.table]
-        for c in d.value.columns
-    ]
+    tables = [d.value for d in [*main.dataframe, *main.table]] + markdown_tables(main.markdown)
+    columns = [" · ".join(map(str, np.atleast_1d(c))) for table in tables for c in table.columns]
     traces, bars = [], {}
     for key, spec in seedtools.charts(at).items():
         traces += [trace.get("name") or "" for trace in spec["data"]]

@@ -62,7 +62,7 @@ def test_pillow_pixel_guard_is_on():
 
 # The two audited places that send raw HTML: a gallery page as one grid of inline PNGs (every
 # text escaped) and a confusion cell's outline (a style rule of a key and two integers).
-RAW_HTML = {"gallery.py": "image_grid", "charts.py": "show_outline"}
+RAW_HTML = {"images.py": "image_grid", "charts.py": "show_outline"}
 
 
 @pytest.mark.parametrize("source", UI_SOURCES, ids=lambda p: p.name)
@@ -85,7 +85,7 @@ def test_the_gallery_grid_escapes_every_text():
     from streamlit.testing.v1 import AppTest
 
     script = (
-        "from widgets.gallery import image_grid\n"
+        "from widgets.images import image_grid\n"
         "from core.figures import image_png\n"
         "import numpy as np\n"
         "png = image_png(np.zeros((28, 28), np.float32), scale=2)\n"
@@ -198,3 +198,24 @@ def test_symbolic_links_are_not_followed_out_of_the_artifacts_folder(root, tmp_p
     with pytest.raises(artifacts.RunError, match=r"model\.keras is a symbolic link"):
         artifacts.load_run("baseline", good.run_id, root)
     assert artifacts.default_run_id("baseline", root) is None  # nothing damaged is served
+
+
+def test_a_markdown_table_shows_every_cell_as_it_is():
+    """``core.text.markdown_table`` (the Overview's small tables): Markdown, HTML, LaTeX,
+    directives and cell breaks in a cell are escaped, and read back they are the text itself."""
+    import re
+
+    from core.text import markdown_table
+    from tests.apptools import _cells
+
+    hostile = ["a | b", "$x^2$", ":red[red] :material/home:", "<img src=x>", "[l](https://x)",
+               "**bold** _it_ `code`", "back\\slash", "T-shirt/top (0.91 ± 0.01)"]  # fmt: skip
+    text = markdown_table(["", "cell"], [[str(i), cell] for i, cell in enumerate(hostile)])
+    header, rule, *lines = text.splitlines()
+    assert _cells(header) == ["", "cell"] and rule == "| --- | --- |"
+    assert [_cells(line)[1] for line in lines] == hostile
+    for line in lines:  # nothing unescaped but the cell breaks
+        body = re.sub(r"\\[!-/:-@\[-`{-~]", "", line.strip().strip("|"))
+        assert set(body) & set("*_`[]<>$:|\\") <= {"|"}
+    with pytest.raises(ValueError, match="2 cells"):
+        markdown_table(["a", "b"], [["only one"]])

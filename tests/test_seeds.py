@@ -9,7 +9,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy import stats
 from sklearn import metrics as skm
@@ -125,11 +124,9 @@ def test_summarize_rejects_nothing_and_mixed_models():
 
 def by_hand(values: dict[int, tuple[float, float, float]], model: str = "m") -> SeedSummary:
     """A SeedSummary with chosen (accuracy, loss, macro_f1) per seed."""
-    per_seed = pd.DataFrame.from_dict(values, orient="index", columns=list(SEED_METRICS))
-    per_seed.index.name = "seed"
-    per_class = pd.DataFrame(index=per_seed.index, columns=list(CLASS_NAMES), dtype=float)
-    empty = pd.DataFrame({"mean": [], "std": [], "n": []})
-    return SeedSummary(model, per_seed, per_class, empty, empty)
+    seeds_ = tuple(values)
+    per_class = np.full((len(seeds_), len(CLASS_NAMES)), np.nan)  # not used by the pairing
+    return SeedSummary(model, seeds_, np.array([values[s] for s in seeds_], float), per_class)
 
 
 def t_interval_by_hand(diffs: list[float], confidence: float = 0.95):

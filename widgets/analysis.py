@@ -1,8 +1,10 @@
-"""Streamlit helpers for several seeds, calibration and the HTML export: cached reads.
+"""Streamlit helpers for several seeds and the HTML export: cached reads.
 
-The maths, tables and sentences live in ``core.seeds``, ``core.calibration`` and
-``core.export``; here they are cached, keyed (like ``cached.evaluation``) on run ids and their
-manifests' time stamps, so a new or replaced run is picked up. No TensorFlow here.
+The maths, tables and sentences live in ``core.seeds`` and ``core.export``; here they are
+cached, keyed (like ``cached.evaluation``) on run ids and their manifests' time stamps, so a new
+or replaced run is picked up. No TensorFlow here, and nothing the Overview's first screen does
+not use at import (no pandas, no Plotly: a cold start imports them only for a chart or a
+computation). One run's calibration and curves: ``widgets.scoring``.
 """
 
 from __future__ import annotations
@@ -10,16 +12,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
 import streamlit as st
 
-from core import artifacts, calibration, figures, metrics, roc, seeds, selective
+from core import artifacts, seeds
 from core.artifacts import RunInfo
 from core.published import ACCURACY_REFERENCES, BEST_PUBLISHED_NOTE, reference_lines
-from widgets import cached, charts
+from widgets import cached
+from widgets.layout import static_table
 
 if TYPE_CHECKING:
+    import pandas as pd
     import plotly.graph_objects as go
 
 Summary = seeds.SeedSummary
@@ -90,18 +92,18 @@ def seeds_ui(summaries: Mapping[str, Summary]) -> None:
             st.caption(
                 "Each model's test figures over its seeds: mean ± standard deviation (n − 1)."
             )
-            frame = seeds.seed_table(summaries)
-            st.container(key="overview_seed_table").table(frame)
+            static_table(seeds.seed_rows(summaries), key="overview_seed_table")
     if chart.open:
         with chart:
+            from widgets import charts  # Plotly: imported when the chart is opened
+
             figure = charts.seed_metric_figure(summaries, metric="accuracy",
                                                references=ACCURACY_REFERENCES)  # fmt: skip
             st.plotly_chart(figure, width="stretch", key="overview_seed_chart")
             st.caption(BEST_PUBLISHED_NOTE)
     if per_class.open:
         with per_class:
-            frame = seeds.class_f1_table(summaries)
-            st.container(key="overview_class_f1_table").table(frame)
+            static_table(seeds.class_f1_rows(summaries), key="overview_class_f1_table")
 
 
 # --- training curves with their reference lines ------------------------------------------------
@@ -109,6 +111,8 @@ def seeds_ui(summaries: Mapping[str, Summary]) -> None:
 
 @st.cache_resource(show_spinner=False, max_entries=64)
 def _curves_figure(inputs: dict, metric: str, lines: dict) -> go.Figure:
+    from core import figures
+
     fig = figures.training_curves_figure(**inputs, metric=metric)
     return figures.add_reference_lines(fig, lines, percent=metric == "accuracy")
 
@@ -117,56 +121,6 @@ def training_curves_figure(inputs: dict, metric: str) -> go.Figure:
     """``figures.training_curves_figure`` with ``published.reference_lines(metric)`` drawn as
     the seed charts draw them; built once per input and shared (never modify it)."""
     return _curves_figure(inputs, metric, reference_lines(metric))
-
-
-# --- calibration -------------------------------------------------------------------------------
-
-
-@st.cache_data(show_spinner="Checking calibration…", max_entries=16)
-def _calibrate(key: cached.RunKey) -> calibration.Calibration:
-    run = cached.load_run(key)
-    return calibration.calibrate(run.y_true, run.y_prob)
-
-
-def calibrate(run: artifacts.Run) -> calibration.Calibration:
-    """Cached reliability bins, class-wise ECE and confident mistakes of one run."""
-    return _calibrate(cached.run_key(run))
-
-
-# --- abstaining and precision-recall ------------------------------------------------------------
-
-
-@st.cache_data(show_spinner="Ranking by confidence…", max_entries=16)
-def _risk_coverage(key: cached.RunKey) -> selective.RiskCoverage:
-    run = cached.load_run(key)
-    return selective.risk_coverage(run.y_true, run.y_prob)
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def _top_k_accuracy(key: cached.RunKey) -> np.ndarray:
-    run = cached.load_run(key)
-    return selective.top_k_accuracy(run.y_true, run.y_prob)
-
-
-@st.cache_data(show_spinner="Computing precision-recall curves…", max_entries=16)
-def _pr_curves(key: cached.RunKey) -> tuple[roc.PrCurve, ...]:
-    run = cached.load_run(key)
-    return roc.pr_curves(*metrics.check_predictions(run.y_true, run.y_prob))
-
-
-def risk_coverage(run: artifacts.Run) -> selective.RiskCoverage:
-    """Cached accuracy-coverage curve and AURC of one run (``core.selective``)."""
-    return _risk_coverage(cached.run_key(run))
-
-
-def top_k_accuracy(run: artifacts.Run) -> np.ndarray:
-    """Cached top-1/2/3 accuracy of one run, shape (3,)."""
-    return _top_k_accuracy(cached.run_key(run))
-
-
-def pr_curves(run: artifacts.Run) -> tuple[roc.PrCurve, ...]:
-    """Cached one-vs-rest precision-recall curve and average precision of each class."""
-    return _pr_curves(cached.run_key(run))
 
 
 # --- the shareable export ---------------------------------------------------------------------

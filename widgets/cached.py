@@ -15,7 +15,7 @@ import streamlit as st
 
 from core import artifacts, metrics, runcache
 from core.data import load_dataset
-from core.figures import image_png
+from core.png import image_png
 
 
 class RunKey(NamedTuple):

@@ -95,7 +95,7 @@ def outline_css(chart_key: str, cell: tuple[int, int]) -> str:
 def show_outline(chart_key: str, cell: tuple[int, int]) -> None:
     """Show cell (true, predicted)'s outline in the ``pickable_*_figure`` drawn by ``chart_key``.
 
-    One of the two places that send raw HTML (the other: ``widgets.gallery.image_grid``; the
+    One of the two places that send raw HTML (the other: ``widgets.images.image_grid``; the
     security test allows no others): a style rule made only of the chart's key, checked here,
     and two integers.
     """

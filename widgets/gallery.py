@@ -5,9 +5,6 @@ What is shown is computed in ``core.gallery``; this module only draws widgets an
 
 from __future__ import annotations
 
-import base64
-import html
-import struct
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -21,16 +18,9 @@ from core.text import literal
 from widgets import cached
 from widgets import explain as explain_view
 from widgets import labelissues as labelissues_view
+from widgets.images import image_grid
 
 PER_PAGE = 24
-# The gallery grid: tiles side by side, wrapping; captions as small as st.caption's.
-GRID_CSS = (
-    ".gallery-grid{display:flex;flex-wrap:wrap;gap:0.75rem 1rem;align-items:flex-start}"
-    ".gallery-grid figure{margin:0}"
-    ".gallery-grid img{display:block;image-rendering:pixelated}"
-    ".gallery-grid figcaption{font-size:0.8rem;opacity:0.65;margin-top:0.25rem;"
-    "overflow-wrap:anywhere}"
-)
 SCALE = 6  # 28 px -> 168 px, every pixel a crisp block
 ORDER_LABELS = {
     "index": "test-set order",
@@ -64,34 +54,6 @@ def clickable_chart(container, figure, key: str, read: Callable, on_pick: Callab
 
     container.plotly_chart(figure, key=chart_key, on_select=clicked, selection_mode="points")
     return chart_key
-
-
-def image_grid(pngs: list[bytes], captions: list[str], alts: list[str], key: str) -> None:
-    """PNG images at their own size, each with its caption (and ``alts`` as alt text), as one
-    HTML block of inline images.
-
-    Hand-written because ``st.image`` with a list sends each image as a media file that the
-    browser fetches on its own: 24 requests and layouts per gallery page. One block of data
-    URIs is one element; a synthetic page's click took 0.27 s against 0.37 s, and
-    bench/results.md has the Confusion page's. ``key`` names the block's container
-    (``.st-key-<key>``); images are ``figure img``, captions ``figcaption``.
-    """
-    tiles = "".join(
-        f'<figure style="width:{width}px"><img src="data:image/png;base64,{base64.b64encode(png).decode()}" '
-        f'width="{width}" height="{height}" alt="{html.escape(alt)}">'
-        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
-        for png, caption, alt in zip(pngs, captions, alts, strict=True)
-        for width, height in [png_size(png)]
-    )
-    st.container(key=key).html(f"<style>{GRID_CSS}</style><div class='gallery-grid'>{tiles}</div>")
-
-
-def png_size(png: bytes) -> tuple[int, int]:
-    """Width and height of a PNG, from its header (IHDR is always the first chunk)."""
-    if png[:8] != b"\x89PNG\r\n\x1a\n":
-        raise ValueError("not a PNG")
-    width, height = struct.unpack(">II", png[16:24])
-    return width, height
 
 
 def url_keys(key: str) -> tuple[str, ...]:
