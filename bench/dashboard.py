@@ -34,7 +34,7 @@ BUTTON = "bench/apps/button.py"
 # selectors that must match a visible element.
 PAGES = {
     "overview": ("/", "Baseline vs residual CNN", [
-        '.st-key-overview_layers [data-testid="stTable"] table', ".st-key-sample_grid figure img"]),
+        '.st-key-overview_layers table', ".st-key-sample_grid figure img"]),
     "training": ("/training", "Training", [
         ".st-key-train_replay_chart .scatterlayer path.js-line"]),
     "confusion": ("/confusion", "Confusion matrices", [
@@ -50,15 +50,16 @@ PAGES = {
 }  # fmt: skip
 RESULTS_PAGES = ("overview", "confusion", "roc", "compare", "map")  # stored results only, no TF
 # Seconds to import Streamlit, then what the Overview page imports on top (fresh process), and
-# which heavy libraries that loads.
+# which heavy libraries that loads beyond Streamlit's own.
 IMPORTS = """import json, sys, time
 start = time.perf_counter()
 import streamlit
 mid = time.perf_counter()
-import widgets.analysis, widgets.cached, widgets.charts, widgets.gallery, widgets.picker
-import core.published, core.seeds
-heavy = [m for m in ("pandas", "plotly.graph_objects", "scipy", "sklearn", "onnxruntime")
-         if m in sys.modules]
+before = set(sys.modules)  # Streamlit itself imports Plotly's graph objects
+import widgets.analysis, widgets.cached, widgets.images, widgets.layout, widgets.picker
+import core.published, core.runcache, core.seeds
+heavy = [m for m in ("pandas", "pyarrow", "plotly.graph_objects", "scipy", "sklearn",
+                     "onnxruntime") if m in sys.modules and m not in before]
 print(json.dumps({"streamlit": mid - start, "pages": time.perf_counter() - mid, "heavy": heavy}))"""
 
 

@@ -236,7 +236,9 @@ def dashboard_section(entry: dict, targets: list) -> list[str]:
         st_s = median([i["streamlit"] for i in res["imports"]])
         pages_s = median([i["pages"] for i in res["imports"]])
         heavy = res["imports"][-1].get("heavy")
-        loaded = ", ".join(heavy) if heavy else "pandas, SciPy, scikit-learn, Plotly"
+        if heavy is None:  # results from before the list was kept
+            heavy = ["pandas", "SciPy", "scikit-learn", "Plotly"]
+        loaded = ", ".join(heavy) or "no heavy library beyond Streamlit's"
         lines += ["", f"Imports in a fresh process: Streamlit {st_s:.2f} s, then the Overview "
                   f"page's modules ({loaded}) {pages_s:.2f} s more; the one-line app pays only "
                   "the first."]  # fmt: skip
@@ -584,13 +586,19 @@ def findings(saved: dict, about: dict) -> list[str]:
                   "6. Streamlit's file watcher is off (`.streamlit/config.toml`): it watched the "
                   "project folder recursively, `.venv` included, which cost each start about "
                   "2 s and each click more while other files changed.",
-                  "7. The Overview's first screen: small tables are static `st.table` (the data "
-                  "grid's script cost about 0.5 s of a fresh browser's first page), the page "
-                  "icon a Material icon (an emoji loads Streamlit's emoji table, 0.1-0.7 s), "
-                  "each run's checksums are remembered in its cache across processes (same "
-                  "identity rule as in a process), and no cyclic GC runs during the server's "
-                  "first page run (`widgets/nav.py`: 3 full collections, 0.36 s, of a first "
-                  "Overview run in AppTest), its survivors frozen afterwards.",
+                  "7. The Overview's first screen: its small tables are Markdown "
+                  "(`widgets.layout.static_table`: `st.table` imports pandas, and the data "
+                  "grid's script cost about 0.5 s of a fresh browser's first page) and its "
+                  "numbers arrays (an evaluation's per-class table and the seed summaries are "
+                  "DataFrames only when another page asks), so a cold Overview imports no "
+                  "pandas or pyarrow (0.35 s); the data set check is remembered in each run's "
+                  "checksum memo (it decompressed and hashed 30 MB beside the first page run: "
+                  "0.3-0.9 s of CPU, and the run waited for it); the page icon is a Material "
+                  "icon (an emoji loads Streamlit's emoji table, 0.1-0.7 s); each run's "
+                  "checksums are remembered in its cache across processes (same identity rule "
+                  "as in a process); and no cyclic GC runs during the server's first page run "
+                  "(`widgets/nav.py`: 3 full collections, 0.36 s, of a first Overview run in "
+                  "AppTest), its survivors frozen afterwards.",
                   "8. The ROC page's three sections (curves, abstention, calibration) are lazy "
                   "tabs bound to the URL; its figures and the matrices have fixed margins, so "
                   "Plotly never draws them twice for its automargin.",
@@ -607,17 +615,16 @@ def findings(saved: dict, about: dict) -> list[str]:
                   f"({_x(dash / hello)})"
                   + (f"; the first start on a fresh copy, which computes what is kept, "
                      f"{first:.1f} s" if first is not None else "")
-                  + f". The Overview's modules import in {_f(pages_s, 2)} s (pandas for the "
-                  "tables).",
-                  "- Left in a cold start beyond the one-line app: importing numpy, pyarrow and "
-                  "pandas (about 0.45 s in a quiet fresh process, `python -X importtime`), which "
-                  "twenty modules of core/ and widgets/ use for their tables; reading the test "
-                  "set and encoding the 60 sample images (about 0.2 s); the browser drawing the "
-                  "first screen's tables, metrics and images (about 0.3 s after the last "
-                  "message, against 0.01 s for one line). Tried and dropped, no faster: the "
-                  "sample grid as a parallel fragment, and importing the libraries in an "
-                  "`st.App` lifespan while the browser loads the page (the same process serves "
-                  "the page's scripts, which then waited).",
+                  + f". The Overview's modules import in {_f(pages_s, 2)} s beyond Streamlit.",
+                  "- Left in a cold start beyond the one-line app: numpy and Pillow (about "
+                  "0.1 s); reading the test set and encoding the 60 sample images (about "
+                  "0.2 s); and the browser drawing the first screen: React re-renders the page "
+                  "for each batch of its about 85 messages, and Chromium's main thread is busy "
+                  "1.0-1.6 s of a cold load against 0.5 s for one line (CDP trace, "
+                  "TaskDuration), on the same two cores as the server. Tried and dropped, no "
+                  "faster: the sample grid as a parallel fragment, and importing the libraries "
+                  "in an `st.App` lifespan while the browser loads the page (the same process "
+                  "serves the page's scripts, which then waited).",
                   f"- Left in a click: the browser's main thread ({busy_text}), not the server "
                   "(its script is the AppTest row): React re-renders the page's elements for "
                   "each batch of updates. Each "
