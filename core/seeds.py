@@ -187,7 +187,7 @@ def _mean_std(values: np.ndarray, names: Sequence[str], index_name: str) -> pd.D
 
     values = np.asarray(values, float).reshape(-1, len(names))
     stats = [_mean_std_n(values[:, j]) for j in range(len(names))]
-    frame = pd.DataFrame(
+    return pd.DataFrame(
         {
             "mean": [m for m, _, _ in stats],
             "std": [s for _, s, _ in stats],
@@ -195,7 +195,6 @@ def _mean_std(values: np.ndarray, names: Sequence[str], index_name: str) -> pd.D
         },
         index=pd.Index(list(names), name=index_name),
     )
-    return frame
 
 
 def summarize(runs_by_seed: Mapping[int, Run]) -> SeedSummary:
