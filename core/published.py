@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from core.data import CLASS_NAMES
 from core.metrics import Evaluation
 from core.models import MODEL_NAMES, model_color, model_label
+from core.text import Rows, rows_frame
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -134,7 +135,7 @@ def _text(value) -> str:
     return str(value)
 
 
-def course_report_rows(evaluations: dict[str, Evaluation]) -> tuple[list[str], list[list[str]]]:
+def course_report_rows(evaluations: dict[str, Evaluation]) -> Rows:
     """``course_report_table`` as text (as many decimals as the report prints, plus two): a
     header and one row per figure, its name first (the Overview's Markdown table)."""
     columns = _course_report_columns(evaluations)
@@ -147,7 +148,4 @@ def course_report_rows(evaluations: dict[str, Evaluation]) -> tuple[list[str], l
 
 def course_report_table_text(evaluations: dict[str, Evaluation]) -> pd.DataFrame:
     """``course_report_rows`` as a DataFrame indexed by figure."""
-    import pandas as pd
-
-    header, rows = course_report_rows(evaluations)
-    return pd.DataFrame([r[1:] for r in rows], index=[r[0] for r in rows], columns=header[1:])
+    return rows_frame(course_report_rows(evaluations))

@@ -26,6 +26,7 @@ from core.artifacts import Run, RunInfo
 from core.data import CLASS_NAMES, NUM_CLASSES
 from core.metrics import Evaluation, evaluate
 from core.models import MODEL_NAMES, display_name
+from core.text import Rows, rows_frame
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -289,9 +290,6 @@ def _mean_std_text(mean: float, std: float) -> str:
     return f"{mean:.4f} (one seed)" if math.isnan(std) else f"{mean:.4f} ± {std:.4f}"
 
 
-Rows = tuple[list[str], list[list[str]]]  # a header and rows of text, the row label first
-
-
 def seed_rows(summaries: Mapping[str, SeedSummary]) -> Rows:
     """One row per model: mean ± std (ddof=1) over seeds of each test metric, and the seeds."""
     rows = [
@@ -315,22 +313,14 @@ def class_f1_rows(summaries: Mapping[str, SeedSummary]) -> Rows:
     return header, rows
 
 
-def _rows_frame(table: Rows) -> pd.DataFrame:
-    import pandas as pd
-
-    header, rows = table
-    index = pd.Index([row[0] for row in rows], name=header[0] or None)
-    return pd.DataFrame([row[1:] for row in rows], index=index, columns=header[1:])
-
-
 def seed_table(summaries: Mapping[str, SeedSummary]) -> pd.DataFrame:
     """``seed_rows`` as a DataFrame indexed by model."""
-    return _rows_frame(seed_rows(summaries))
+    return rows_frame(seed_rows(summaries))
 
 
 def class_f1_table(summaries: Mapping[str, SeedSummary]) -> pd.DataFrame:
     """``class_f1_rows`` as a DataFrame indexed by class."""
-    return _rows_frame(class_f1_rows(summaries))
+    return rows_frame(class_f1_rows(summaries))
 
 
 # --- two models, paired by seed ---------------------------------------------------------------

@@ -43,6 +43,9 @@ def plain(text: object) -> str:
     return _PUNCTUATION.sub(r"\\\1", text)
 
 
+Rows = tuple[list[str], list[list[str]]]  # a small table of text: header, rows (label first)
+
+
 def markdown_table(header: list[str], rows: list[list[object]]) -> str:
     """A GitHub-flavoured Markdown table of ``rows`` under ``header``, every cell shown as its
     text (``plain``).
@@ -58,3 +61,13 @@ def markdown_table(header: list[str], rows: list[list[object]]) -> str:
         return "| " + " | ".join("" if c is None else plain(c) for c in cells) + " |"
 
     return "\n".join([line(header), "|" + " --- |" * len(header), *map(line, rows)])
+
+
+def rows_frame(table: Rows):
+    """A ``Rows`` table as a pandas DataFrame of text, indexed by the rows' labels (the index
+    named by the first header cell, None when it is empty)."""
+    import pandas as pd
+
+    header, rows = table
+    index = pd.Index([row[0] for row in rows], name=header[0] or None)
+    return pd.DataFrame([row[1:] for row in rows], index=index, columns=header[1:])

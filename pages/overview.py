@@ -8,7 +8,7 @@ from core.data import CLASS_NAMES, first_per_class
 from core.modelfile import UnsupportedModel
 from core.models import REGISTRY, display_name
 from core.runcache import LAYER_COLUMNS
-from core.text import literal
+from core.text import Rows, literal
 from widgets import analysis, cached, nav, picker, urlstate
 from widgets.images import image_grid
 from widgets.layout import static_table
@@ -22,7 +22,7 @@ def _architecture(name: str, run):
         return None
 
 
-def _layer_rows(model) -> tuple[list[str], list[list[str]]]:
+def _layer_rows(model) -> Rows:
     rows = [
         [*(str(row[c]) for c in LAYER_COLUMNS[:-1]), f"{row['params']:,}"] for row in model.rows
     ]

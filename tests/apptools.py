@@ -64,9 +64,9 @@ def _cells(line: str) -> list[str]:
 
 def markdown_tables(elements):
     """Every Markdown table (``core.text.markdown_table``) among AppTest ``elements`` (e.g.
-    ``at.markdown``) as a DataFrame of text: its first column is the index, named by its header
-    cell (None when empty)."""
-    import pandas as pd
+    ``at.markdown``) as a DataFrame of text (``core.text.rows_frame``): its first column is the
+    index, named by its header cell (None when empty)."""
+    from core.text import rows_frame
 
     tables = []
     for element in elements:
@@ -74,6 +74,5 @@ def markdown_tables(elements):
         if len(lines) < 2 or not lines[0].startswith("| ") or "--- |" not in lines[1]:
             continue
         header, *rows = [_cells(line) for line in [lines[0], *lines[2:]]]
-        index = pd.Index([row[0] for row in rows], name=header[0] or None)
-        tables.append(pd.DataFrame([row[1:] for row in rows], index=index, columns=header[1:]))
+        tables.append(rows_frame((header, rows)))
     return tables

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.text import markdown_table
+from core.text import Rows, markdown_table
 
 
 def table_height(rows: int) -> int:
@@ -12,7 +12,7 @@ def table_height(rows: int) -> int:
     return (rows + 1) * 35 + 3
 
 
-def static_table(table: tuple[list[str], list[list[str]]], key: str) -> None:
+def static_table(table: Rows, key: str) -> None:
     """A small table of text (a header, then rows with their label first) as Markdown, in a
     container keyed ``key`` (``.st-key-<key> table`` in the page).
 
