@@ -21,6 +21,7 @@ CELL = "confusion_cell"  # (true, predicted, source); source: a model, or galler
 PICKERS = ("confusion_true", "confusion_pred", "confusion_source")
 CELL_PART = "confusion_cell_part"  # the fragment under the matrices: pickers and caption
 GALLERY = "confusion_gallery"
+VIEW, BOTH, DIFFERENCE = "confusion_view", "Both models", "Difference"  # the matrices shown
 SHIRT, TSHIRT = CLASS_NAMES.index("Shirt"), CLASS_NAMES.index("T-shirt/top")
 
 
@@ -51,25 +52,32 @@ def _swap() -> None:
 
 
 def matrices_ui(evals: dict, labels: dict) -> None:
-    """Both models' matrices and their difference, clickable; every cell's outline hidden."""
+    """Both models' matrices or their difference, clickable; every cell's outline hidden."""
     a, b = list(evals)[:2]
-    normalise = st.toggle(
-        "Share of each true class (row-normalised)", key="confusion_normalise", bind="query-params"
-    )
-    # Lazy tabs: only the open one is drawn (a matrix is a third of the page's drawing time).
-    both, difference = st.tabs(["Both models", f"Difference: {labels[b]} − {labels[a]}"],
-                               key="confusion_tab", on_change="rerun")  # fmt: skip
-    if both.open:
-        for column, name in zip(both.columns(len(evals)), evals, strict=True):
-            figure = charts.pickable_confusion_figure(
-                evals[name].confusion, labels[name], normalise
-            )
-            clickable_chart(column, figure, chart_key(name), figures.selected_cell,
-                            lambda picked, name=name: _set_cell((*picked, name)))  # fmt: skip
-    if difference.open:
+    # A segmented control, not st.tabs: only the chosen view is drawn (a matrix is a third of
+    # the page's drawing time), and a tab panel costs every later click of the page its
+    # search for a focusable child through the matrices' SVG (react-aria's
+    # useHasTabbableChild: about 15 ms of the browser's main thread per click, bench/results.md).
+    row = st.container(horizontal=True, vertical_alignment="center")
+    view = row.segmented_control(
+        "Matrices", [BOTH, DIFFERENCE], default=BOTH, required=True,
+        key=VIEW, bind="query-params", label_visibility="collapsed",
+    )  # fmt: skip
+    if view == DIFFERENCE:
         figure = charts.pickable_difference_figure(evals[a].confusion, evals[b].confusion, a, b)
-        clickable_chart(difference, figure, chart_key(gallery.EITHER), figures.selected_cell,
+        clickable_chart(st, figure, chart_key(gallery.EITHER), figures.selected_cell,
                         lambda picked: _set_cell((*picked, gallery.EITHER)))  # fmt: skip
+        return
+    normalise = row.toggle(
+        "Share of each true class (row-normalised)",
+        key="confusion_normalise",
+        bind="query-params",
+        persist_state="page",
+    )
+    for column, name in zip(st.columns(len(evals)), evals, strict=True):
+        figure = charts.pickable_confusion_figure(evals[name].confusion, labels[name], normalise)
+        clickable_chart(column, figure, chart_key(name), figures.selected_cell,
+                        lambda picked, name=name: _set_cell((*picked, name)))  # fmt: skip
 
 
 def cell_ui(labels: dict, y_true, preds: dict) -> None:
@@ -121,7 +129,7 @@ st.caption(
 )
 url_done = urlstate.watch(
     "confusion",
-    (*picker.url_keys(), *PICKERS, "confusion_normalise", *url_keys(GALLERY)),
+    (*picker.url_keys(), *PICKERS, VIEW, "confusion_normalise", *url_keys(GALLERY)),
     {PICKERS[0]: CLASS_NAMES.__getitem__, PICKERS[1]: CLASS_NAMES.__getitem__}
     | url_formats(GALLERY),
 )  # the view is its link

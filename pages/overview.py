@@ -125,7 +125,7 @@ st.subheader("Test images by class")
 x_test, y_test = cached.test_set()
 index = [int(i) for i in first_per_class(y_test, 6)]
 names = [CLASS_NAMES[y_test[i]] for i in index]
-image_grid(list(cached.test_images_png(tuple(index), 3)), names,
+image_grid(list(cached.test_images_png(tuple(index))), names,
            [f"Test image {i}: {name}" for i, name in zip(index, names, strict=True)],
-           key="sample_grid")  # fmt: skip
+           key="sample_grid", scale=3)  # fmt: skip
 url_done()

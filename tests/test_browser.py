@@ -415,6 +415,32 @@ def test_swap_moves_the_outline_without_drawing_the_matrices_again(tab, app_url)
     assert_no_exception(tab)
 
 
+def test_difference_view_draws_its_matrix_alone_and_is_in_the_link(tab, app_url):
+    """The matrices' view control: the difference matrix replaces both models' (only the chosen
+    view is drawn), the link names it, and its cells open the gallery like any matrix's."""
+    open_page(tab, app_url, "/confusion")
+    tab.get_by_role("radio", name="Difference").click()
+    chart = tab.locator('[class*="st-key-confusion_chart_difference_"]')
+    chart.locator(".heatmaplayer image").wait_for()
+    settle(tab)
+    assert tab.locator(".heatmaplayer image").count() == 1
+    tab.wait_for_function("() => location.search.includes('confusion_view=Difference')")
+    coat, shirt = CLASS_NAMES.index("Coat"), CLASS_NAMES.index("Shirt")
+    x, y = _cell_centre(tab, chart, shirt, coat)
+    tab.mouse.click(x, y)
+    tab.get_by_role("heading", name=f"True {CLASS_NAMES[shirt]}, predicted {CLASS_NAMES[coat]}")\
+        .wait_for()  # fmt: skip
+    settle(tab)
+    assert tab.locator(".st-key-confusion_source [role='combobox']").input_value() == (
+        "Either (difference)"
+    )
+    tab.get_by_role("radio", name="Both models").click()
+    tab.locator('[class*="st-key-confusion_chart_residual_"] .heatmaplayer image').wait_for()
+    settle(tab)
+    assert tab.locator(".heatmaplayer image").count() == 2
+    assert_no_exception(tab)
+
+
 # ----------------------------------------------------------------------------------------------
 # 3, 4. Predict: a drawing and an upload reach both models
 
@@ -629,12 +655,13 @@ def test_gallery_grad_cam_and_inspecting_an_image(tab, app_url):
     open_page(tab, app_url, "/confusion")
     images = tab.locator(f"{GALLERY} figure img")
     images.first.wait_for()
-    plain_width = images.first.evaluate("img => img.naturalWidth")
+    plain = images.first.evaluate("img => [img.naturalWidth, img.getBoundingClientRect().width]")
     tab.locator(".st-key-confusion_gallery_cams").get_by_text("Show Grad-CAM").click()
     tab.get_by_text(re.compile(r"^Each strip: the image, then Grad-CAM")).wait_for()
     settle(tab)
-    strip_width = images.first.evaluate("img => img.naturalWidth")
-    assert plain_width == 28 * 6 and strip_width == 3 * 28 * 4 + 2 * 4  # image + two maps
+    strip = images.first.evaluate("img => [img.naturalWidth, img.getBoundingClientRect().width]")
+    assert plain == [28, 28 * 6]  # sent as it is, shown six times larger
+    assert strip == [3 * 28 * 4 + 2 * 4] * 2  # image + two maps, shown at their own size
     option = _open_inspect_list(tab)
     index = int(option.inner_text().removeprefix("test image "))
     option.click()

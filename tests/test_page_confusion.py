@@ -72,23 +72,28 @@ def test_opens_on_true_shirt_predicted_t_shirt_by_the_baseline(app, preds):
     assert app.selectbox(key="confusion_pred").value == TSHIRT
     assert app.selectbox(key="confusion_source").value == "baseline"
     assert gallery_count(app) == count(y_true, y_pred["baseline"], SHIRT, TSHIRT)
-    assert len(app.get("plotly_chart")) == 2  # both models' matrices; the difference is a tab
+    assert len(app.get("plotly_chart")) == 2  # both models' matrices (the difference: a view)
 
 
-def test_the_difference_matrix_is_drawn_when_its_tab_is_open(app, preds):
+def test_the_difference_matrix_is_drawn_when_its_view_is_chosen(app, preds):
     y_true, y_pred = preds
-    app.session_state["confusion_tab"] = app.tabs[1].label
+    app.session_state["confusion_normalise"] = True
+    app.run()
+    app.session_state["confusion_view"] = "Difference"
     app.run()
     assert not app.exception
-    (chart,) = app.get("plotly_chart")  # only the open tab's matrix is drawn
+    (chart,) = app.get("plotly_chart")  # only the chosen view's matrix is drawn
     expected = np.zeros((10, 10), dtype=int)
     np.add.at(expected, (y_true, y_pred["residual"]), 1)
     np.add.at(expected, (y_true, y_pred["baseline"]), -1)
     shown = json.loads(chart.proto.spec)["data"][0]["z"]  # a list of rows, or a typed array
     np.testing.assert_array_equal(array(shown).reshape(10, 10), expected)
-    app.session_state["confusion_tab"] = app.tabs[0].label
+    assert "confusion_normalise" not in [t.key for t in app.toggle]  # for the two matrices...
+    app.session_state["confusion_view"] = "Both models"
     app.run()
     assert len(app.get("plotly_chart")) == 2
+    assert app.toggle(key="confusion_normalise").value  # ...its choice kept while hidden
+    app.toggle(key="confusion_normalise").set_value(False).run()  # as the next test expects
 
 
 def outlined_cell(at: AppTest, position: int) -> tuple[int, int]:

@@ -51,13 +51,16 @@ def test_grad_cam_strip_is_the_image_then_each_models_map(runs, dataset):
         assert np.array_equal(panel, explain.overlay(image, cam, scale=scale))
 
 
-def gallery_tiles(at) -> list[tuple[str, tuple[int, int]]]:
-    """(caption, (width, height) of its PNG) of each image of the gallery's grid (one block of
-    inline PNGs, widgets.images.image_grid)."""
+def gallery_tiles(at) -> list[tuple[str, tuple[int, int], tuple[int, int]]]:
+    """(caption, (width, height) of its PNG, (width, height) it is shown at) of each image of
+    the gallery's grid (one block of inline PNGs, widgets.images.image_grid)."""
     (grid,) = [h.proto.body for h in at.get("html") if "gallery-grid" in h.proto.body]
-    pngs = [base64.b64decode(d) for d in re.findall(r'src="data:image/png;base64,([^"]+)"', grid)]
+    images = re.findall(r'src="data:image/png;base64,([^"]+)" width="(\d+)" height="(\d+)"', grid)
     captions = [html.unescape(c) for c in re.findall(r"<figcaption>(.*?)</figcaption>", grid)]
-    return [(c, Image.open(io.BytesIO(p)).size) for c, p in zip(captions, pngs, strict=True)]
+    return [
+        (c, Image.open(io.BytesIO(base64.b64decode(data))).size, (int(w), int(h)))
+        for c, (data, w, h) in zip(captions, images, strict=True)
+    ]
 
 
 def test_gallery_shows_strips_when_grad_cam_is_on(confusion):
@@ -67,11 +70,13 @@ def test_gallery_shows_strips_when_grad_cam_is_on(confusion):
     assert any("Each strip: the image, then Grad-CAM" in c.value for c in confusion.caption)
     strips = gallery_tiles(confusion)
     assert len(strips) == len(plain) > 0  # the same images...
-    assert [c for c, _ in strips] == [c for c, _ in plain]
+    assert [c for c, *_ in strips] == [c for c, *_ in plain]
     tile = 28 * explain_view.TILE_SCALE  # ...drawn anew, as strips: the image and each model's map
-    assert {size for _, size in plain} == {(28 * 6, 28 * 6)}
+    # the plain images are sent as they are (28 px) and shown six times larger
+    assert {(sent, shown) for _, sent, shown in plain} == {((28, 28), (28 * 6, 28 * 6))}
     n = len(MODEL_NAMES)
-    assert {size for _, size in strips} == {(tile * (n + 1) + explain_view.GAP * n, tile)}
+    strip = (tile * (n + 1) + explain_view.GAP * n, tile)
+    assert {(sent, shown) for _, sent, shown in strips} == {(strip, strip)}
 
 
 def test_suspected_label_filter_counts_what_both_models_confidently_call_otherwise(confusion, runs):

@@ -93,17 +93,18 @@ def test_set() -> tuple[np.ndarray, np.ndarray]:
 
 
 @st.cache_data(show_spinner=False, max_entries=4096)
-def test_image_png(index: int, scale: int) -> bytes:
-    """Test image ``index`` as PNG bytes, enlarged ``scale`` times (encoded once per server)."""
+def test_image_png(index: int) -> bytes:
+    """Test image ``index`` as a 28 px PNG (encoded once per server; ``image_grid`` enlarges
+    it in the browser)."""
     x_test, _ = test_set()
-    return image_png(x_test[index], scale=scale)
+    return image_png(x_test[index], scale=1)
 
 
 @st.cache_resource(show_spinner=False, max_entries=256)
-def test_images_png(indices: tuple[int, ...], scale: int) -> tuple[bytes, ...]:
+def test_images_png(indices: tuple[int, ...]) -> tuple[bytes, ...]:
     """``test_image_png`` of each of ``indices``, one cache look-up for a gallery page (24
     look-ups cost a fifth of a gallery click's script time); shared, immutable bytes."""
-    return tuple(test_image_png(int(index), scale) for index in indices)
+    return tuple(test_image_png(int(index)) for index in indices)
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=8)

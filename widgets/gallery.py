@@ -194,8 +194,8 @@ def _page_ui(passing: pd.DataFrame, key: str, members, view: dict) -> None:
         strips = [explain_view.cam_strip_png(runs, int(r["index"])) for r in records]
         image_grid(strips, captions, alts, key=f"{key}_images")
     else:
-        pngs = cached.test_images_png(tuple(int(r["index"]) for r in records), SCALE)
-        image_grid(list(pngs), captions, alts, key=f"{key}_images")
+        pngs = cached.test_images_png(tuple(int(r["index"]) for r in records))
+        image_grid(list(pngs), captions, alts, key=f"{key}_images", scale=SCALE)
     if runs:
         inspect_ui(runs, [int(r["index"]) for r in records], key)
 
