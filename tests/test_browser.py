@@ -638,12 +638,18 @@ def test_run_picker_changes_overview(tab, app_url, browser_root, other_baseline_
 
 
 def _open_inspect_list(page):
-    """Open the confusion gallery's "Inspect one image" list; its first option."""
+    """Open the confusion gallery's "Inspect one image" list (in its popover); its first
+    option."""
+    menu = page.locator(".st-key-confusion_gallery_inspect_menu").get_by_role(
+        "button", name=re.compile(r"^Inspect")
+    )
     combo = page.locator(".st-key-confusion_gallery_inspect [role='combobox']")
-    combo.scroll_into_view_if_needed()
+    menu.scroll_into_view_if_needed()
     option = page.get_by_role("option").first
     for _ in range(3):  # a click while images still load can land before the list opens
         settle(page)
+        if not combo.is_visible():
+            menu.click()
         combo.click()
         with contextlib.suppress(Exception):
             option.wait_for(timeout=15_000)

@@ -203,15 +203,22 @@ def _page_ui(passing: pd.DataFrame, key: str, members, view: dict) -> None:
 @st.fragment  # picking an image, or its nearest neighbours, reruns only the inspected image
 def inspect_ui(runs: Mapping[str, Run], indices: list[int], key: str) -> None:
     """Pick one of ``indices`` (the gallery page's images) and inspect it."""
-    picked = st.selectbox(
-        "Inspect one image: Grad-CAM for the predicted and the true class, nearest training images",
-        indices,
-        index=None,
-        placeholder="Pick an image of this page",
-        format_func=lambda i: f"test image {i}",
-        key=f"{key}_inspect",
-        bind="query-params",
-    )
+    # The list is in a popover: the browser draws a closed popover's content only when it is
+    # opened, and a select list whose options change with every page cost each gallery click
+    # (a Swap, a page turn) about 10 ms of the browser's main thread (bench/results.md).
+    shown = st.session_state.get(f"{key}_inspect")
+    label = f"Inspecting test image {shown}" if shown in indices else "Inspect one image"
+    with st.popover(label, icon=":material/zoom_in:", key=f"{key}_inspect_menu"):
+        picked = st.selectbox(
+            "An image of this page: Grad-CAM for the predicted and the true class, nearest "
+            "training images",
+            indices,
+            index=None,
+            placeholder="Pick an image of this page",
+            format_func=lambda i: f"test image {i}",
+            key=f"{key}_inspect",
+            bind="query-params",
+        )
     if picked is not None:
         with st.container(border=True):
             explain_view.image_detail_ui(runs, picked, key=f"{key}_detail")
