@@ -19,6 +19,7 @@ from widgets.gallery import (
 
 CELL = "confusion_cell"  # (true, predicted, source); source: a model, or gallery.EITHER
 PICKERS = ("confusion_true", "confusion_pred", "confusion_source")
+CELL_MENU = "confusion_cell_menu"  # the popover that holds the pickers
 CELL_PART = "confusion_cell_part"  # the fragment under the matrices: pickers and caption
 GALLERY = "confusion_gallery"
 VIEW, BOTH, DIFFERENCE = "confusion_view", "Both models", "Difference"  # the matrices shown
@@ -88,15 +89,18 @@ def cell_ui(labels: dict, y_true, preds: dict) -> None:
     heading = st.empty()
     classes = list(range(len(CLASS_NAMES)))
     # One flex row, not st.columns: a click reruns this part, and each column is one more
-    # element for the browser to replace.
+    # element for the browser to replace. The pickers are in a popover: the browser draws a
+    # closed popover's content only when it opens, and three select lists, two of them changed
+    # by every Swap, were 15-30 ms of a Swap click's main thread (bench/results.md).
     row = st.container(horizontal=True, vertical_alignment="bottom")
+    menu = row.popover("Choose a cell", icon=":material/grid_view:", key=CELL_MENU)
     shown = (
-        row.selectbox("True class", classes, format_func=CLASS_NAMES.__getitem__,
-                      key=PICKERS[0], bind="query-params", on_change=_pick),
-        row.selectbox("Predicted class", classes, format_func=CLASS_NAMES.__getitem__,
-                      key=PICKERS[1], bind="query-params", on_change=_pick),
-        row.selectbox("Predictions of", list(labels), format_func=labels.get,
-                      key=PICKERS[2], bind="query-params", on_change=_pick),
+        menu.selectbox("True class", classes, format_func=CLASS_NAMES.__getitem__,
+                       key=PICKERS[0], bind="query-params", on_change=_pick),
+        menu.selectbox("Predicted class", classes, format_func=CLASS_NAMES.__getitem__,
+                       key=PICKERS[1], bind="query-params", on_change=_pick),
+        menu.selectbox("Predictions of", list(labels), format_func=labels.get,
+                       key=PICKERS[2], bind="query-params", on_change=_pick),
     )  # fmt: skip
     if shown != cell:  # a link's cell (the URL seeds the pickers on its first load)
         cell = st.session_state[CELL] = shown
@@ -125,7 +129,7 @@ def cell_model() -> str | None:
 st.title("Confusion matrices")
 st.caption(
     "Rows are the true class, columns the predicted class, over the test images. Click a cell, "
-    "or pick one below the matrices, to see exactly the images in it."
+    "or choose one by name below the matrices, to see exactly the images in it."
 )
 url_done = urlstate.watch(
     "confusion",

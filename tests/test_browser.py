@@ -431,13 +431,36 @@ def test_difference_view_draws_its_matrix_alone_and_is_in_the_link(tab, app_url)
     tab.get_by_role("heading", name=f"True {CLASS_NAMES[shirt]}, predicted {CLASS_NAMES[coat]}")\
         .wait_for()  # fmt: skip
     settle(tab)
-    assert tab.locator(".st-key-confusion_source [role='combobox']").input_value() == (
-        "Either (difference)"
-    )
+    tab.locator(".st-key-confusion_cell_menu").get_by_role("button", name="Choose a cell").click()
+    source = tab.locator(".st-key-confusion_source [role='combobox']")
+    assert source.input_value() == "Either (difference)"
+    tab.keyboard.press("Escape")
+    source.wait_for(state="hidden")
     tab.get_by_role("radio", name="Both models").click()
     tab.locator('[class*="st-key-confusion_chart_residual_"] .heatmaplayer image').wait_for()
     settle(tab)
     assert tab.locator(".heatmaplayer image").count() == 2
+    assert_no_exception(tab)
+
+
+def test_a_cell_chosen_by_name_shows_its_images(tab, app_url):
+    """The cell pickers (in the "Choose a cell" menu): a class picked there opens that cell's
+    images as a click on the matrix does, the menu stays open for the next pick, and the link
+    follows."""
+    open_page(tab, app_url, "/confusion")
+    tab.locator(".st-key-confusion_cell_menu").get_by_role("button", name="Choose a cell").click()
+    true_class = tab.locator(".st-key-confusion_true [role='combobox']")
+    true_class.click()
+    tab.get_by_role("option", name="Pullover", exact=True).click()
+    tab.get_by_role("heading", name="True Pullover, predicted T-shirt/top").wait_for()
+    settle(tab)
+    caption = tab.get_by_text(re.compile(r"^The \d+ test images of true Pullover that "))
+    count = int(caption.inner_text().split()[1])
+    assert count > 0
+    tiles = tab.locator(".st-key-confusion_gallery_images figure")
+    assert tiles.count() == min(count, 24)
+    assert true_class.is_visible()  # the menu is still open
+    tab.wait_for_function("() => location.search.includes('confusion_true=Pullover')")
     assert_no_exception(tab)
 
 
