@@ -501,7 +501,13 @@ def _read_pointer(base: Path) -> str | None:
 def default_run_id(model: str, root: Path | str | None = None) -> str | None:
     """The run the dashboard opens: the pointer's run if it verifies, else the newest good run
     that follows the report's protocol, else the newest good run, else None."""
-    runs = [r for r in list_runs(model, root) if r.ok]
+    return default_of(list_runs(model, root))
+
+
+def default_of(infos: list[RunInfo]) -> str | None:
+    """``default_run_id`` of a model whose runs ``list_runs`` has listed (``infos``): a caller
+    that has the listing need not verify every run again."""
+    runs = [r for r in infos if r.ok]
     for info in runs:
         if info.is_default:
             return info.run_id

@@ -11,7 +11,7 @@ from core.runcache import LAYER_COLUMNS
 from core.text import Rows, literal
 from widgets import analysis, cached, nav, picker, urlstate
 from widgets.images import image_grid
-from widgets.layout import static_table
+from widgets.layout import metric_grid, static_table
 
 
 def _architecture(name: str, run):
@@ -80,16 +80,15 @@ for column, (name, run) in zip(columns, runs.items(), strict=True):
     e, m = evals[name], run.manifest
     with column:
         st.subheader(display_name(name))
-        a, b, c = st.columns(3)
-        a.metric("Test accuracy", f"{e.accuracy:.4f}")
-        b.metric("Test loss", f"{e.loss:.4f}")
-        c.metric("Macro F1", f"{e.macro_f1:.4f}")
-        a.metric("Macro AUC", f"{e.macro_auc:.4f}")
-        b.metric("Parameters", f"{m.params:,}")
-        c.metric(
-            "Seconds / epoch", f"{run.mean_epoch_seconds:.0f}",
-            help="Measured while this run trained, on its machine and under its load.",
-        )  # fmt: skip
+        metric_grid([
+            ("Test accuracy", f"{e.accuracy:.4f}", None),
+            ("Test loss", f"{e.loss:.4f}", None),
+            ("Macro F1", f"{e.macro_f1:.4f}", None),
+            ("Macro AUC", f"{e.macro_auc:.4f}", None),
+            ("Parameters", f"{m.params:,}", None),
+            ("Seconds / epoch", f"{run.mean_epoch_seconds:.0f}",
+             "Measured while this run trained, on its machine and under its load."),
+        ], key=f"overview_metrics_{name}")  # fmt: skip
 
 verdict = comparison.verdict(*map(display_name, pair))
 st.markdown(seeds.CHOSEN_RUNS_NOTE)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 from dataclasses import replace
+from html.parser import HTMLParser
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -76,3 +77,40 @@ def markdown_tables(elements):
         header, *rows = [_cells(line) for line in [lines[0], *lines[2:]]]
         tables.append(rows_frame((header, rows)))
     return tables
+
+
+class _MetricGridReader(HTMLParser):
+    """The (label, value) pairs of ``widgets.layout.metric_grid``'s ``dl.metric-grid``."""
+
+    def __init__(self):
+        super().__init__()
+        self.pairs, self._open, self._text, self._in_grid = [], None, "", False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "dl" and ("class", "metric-grid") in attrs:
+            self._in_grid = True
+        elif self._in_grid and tag in ("dt", "dd"):
+            self._open, self._text = tag, ""
+
+    def handle_endtag(self, tag):
+        if tag == "dl":
+            self._in_grid = False
+        elif tag == self._open == "dt":
+            self.pairs.append([self._text.strip(), None])
+        elif tag == self._open == "dd":
+            self.pairs[-1][1] = self._text.strip()
+        if tag == self._open:
+            self._open = None
+
+    def handle_data(self, data):
+        if self._open:
+            self._text += data
+
+
+def metric_tiles(node) -> list[tuple[str, str]]:
+    """(label, value) of every number a ``widgets.layout.metric_grid`` shows under AppTest
+    ``node`` (e.g. ``at.main``), in page order; a label's tooltip is not part of it."""
+    reader = _MetricGridReader()
+    for block in node.get("html"):
+        reader.feed(block.proto.body)
+    return [(label, value) for label, value in reader.pairs]

@@ -640,17 +640,17 @@ def test_run_picker_changes_overview(tab, app_url, browser_root, other_baseline_
     assert other.manifest.test_metrics.accuracy != default.manifest.test_metrics.accuracy
     open_page(tab, app_url, "/")
     accuracy = (
-        tab.locator('[data-testid="stMetric"]')
-        .filter(has=tab.locator('[data-testid="stMetricLabel"]', has_text="Test accuracy"))
-        .first.locator('[data-testid="stMetricValue"]')
-    )  # the first column is the baseline's
+        tab.locator(f".st-key-overview_metrics_{BASELINE} .metric-grid > div")
+        .filter(has=tab.locator("dt", has_text="Test accuracy"))
+        .locator("dd")
+    )
     assert accuracy.inner_text() == f"{default.manifest.test_metrics.accuracy:.4f}"
 
     label = other.run_id[:15].replace("-", " ", 1)
     tab.locator(f".st-key-picker_{BASELINE} [role='combobox']").click()
     tab.get_by_role("option").filter(has_text=label).click()
     want = f"{other.manifest.test_metrics.accuracy:.4f}"
-    tab.locator('[data-testid="stMetricValue"]').filter(has_text=want).first.wait_for()
+    accuracy.filter(has_text=want).wait_for()
     settle(tab)
     assert accuracy.inner_text() == want
     assert_no_exception(tab)

@@ -31,7 +31,7 @@ from core import artifacts, calibration, export, models
 from core.data import CLASS_NAMES, first_per_class
 from core.models import EXTRA_MODELS_ENV, SHIPPED, RegistryError, build_registry
 from tests import extra_model
-from tests.apptools import markdown_tables
+from tests.apptools import markdown_tables, metric_tiles
 from tests.conftest import TINY
 
 PROBE = extra_model.SPECS[0]
@@ -454,7 +454,8 @@ def _collect(at) -> dict:
         "exception": [e.value for e in at.exception],
         "errors": [e.value for e in main.error],
         "texts": texts,
-        "metrics": [[m.label, m.value] for m in main.metric],
+        "metrics": [[m.label, m.value] for m in main.metric]
+        + [list(t) for t in metric_tiles(main)],
         "options": options,
         "columns": columns,
         "traces": traces,

@@ -60,9 +60,10 @@ def test_pillow_pixel_guard_is_on():
 # No raw HTML, outside text verbatim
 
 
-# The two audited places that send raw HTML: a gallery page as one grid of inline PNGs (every
-# text escaped) and a confusion cell's outline (a style rule of a key and two integers).
-RAW_HTML = {"images.py": "image_grid", "charts.py": "show_outline"}
+# The three audited places that send raw HTML: a gallery page as one grid of inline PNGs and
+# the Overview's numbers as one list (every text escaped), and a confusion cell's outline (a
+# style rule of a key and two integers).
+RAW_HTML = {"images.py": "image_grid", "layout.py": "metric_grid", "charts.py": "show_outline"}
 
 
 @pytest.mark.parametrize("source", UI_SOURCES, ids=lambda p: p.name)
@@ -97,6 +98,25 @@ def test_the_gallery_grid_escapes_every_text():
     body = block.proto.body
     assert "<script>" not in body and "<img src=x" not in body
     assert "&lt;img src=x onerror=alert(1)&gt;" in body and "&quot;&gt;&lt;script&gt;" in body
+
+
+def test_the_metric_grid_escapes_every_text():
+    from streamlit.testing.v1 import AppTest
+
+    from tests.apptools import metric_tiles
+
+    script = (
+        "from widgets.layout import metric_grid\n"
+        "metric_grid([('<b>bold</b>', '<script>x</script>', '\"><img src=x onerror=alert(1)>'),\n"
+        "             ('Plain', '0.9015', None)], key='m')\n"
+    )
+    at = AppTest.from_string(script).run()
+    assert not at.exception
+    (block,) = at.get("html")
+    body = block.proto.body
+    assert "<script>" not in body and "<b>" not in body and "<img src=x" not in body
+    assert "&lt;script&gt;" in body and 'title="&quot;&gt;&lt;img src=x' in body
+    assert metric_tiles(at) == [("<b>bold</b>", "<script>x</script>"), ("Plain", "0.9015")]
 
 
 @pytest.mark.parametrize(

@@ -131,7 +131,7 @@ def _run_pickers(names) -> Runs:
             st.sidebar.caption(f"{REGISTRY[model].display_name}: no usable run")
             chosen[model] = None
         else:
-            default = artifacts.default_run_id(model, root)
+            default = artifacts.default_of(infos)  # the listing above, not a second one
             current = st.session_state.get(chosen_key(model))
             if current not in good:
                 current = default
