@@ -30,7 +30,7 @@ SETTINGS = {
     "evaluation": ({"repeats": 3}, {"repeats": 1}),
     "interactive": ({"calls": 200, "reference_calls": 50}, {"calls": 50, "reference_calls": 10}),
     "inference": ({"calls": 200, "repeats": 2}, {"calls": 50, "repeats": 1}),
-    "dashboard": ({"rounds": 3, "clicks": 10}, {"rounds": 1, "clicks": 3}),
+    "dashboard": ({"rounds": 5, "clicks": 15}, {"rounds": 1, "clicks": 3}),  # medians of 5 / 15: single ones vary by 20%
     "protocol": ({"epochs": 10, "batch_sizes": [32, 128]}, {"epochs": 1, "batch_sizes": [32, 128]}),
     "steadiness": ({"processes": 6, "warmup": 100, "timed": 600, "wait_s": 1500},
                    {"processes": 2, "warmup": 50, "timed": 150, "wait_s": 0}),

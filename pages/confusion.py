@@ -53,7 +53,8 @@ def _swap() -> None:
 
 
 def matrices_ui(evals: dict, labels: dict) -> None:
-    """Both models' matrices or their difference, clickable; every cell's outline hidden."""
+    """Both models' matrices or their difference, clickable (the shown cell's outline is a
+    style rule, ``charts.outline_css``)."""
     a, b = list(evals)[:2]
     # A segmented control, not st.tabs: only the chosen view is drawn (a matrix is a third of
     # the page's drawing time), and a tab panel costs every later click of the page its
@@ -65,7 +66,7 @@ def matrices_ui(evals: dict, labels: dict) -> None:
         key=VIEW, bind="query-params", label_visibility="collapsed",
     )  # fmt: skip
     if view == DIFFERENCE:
-        figure = charts.pickable_difference_figure(evals[a].confusion, evals[b].confusion, a, b)
+        figure = charts.confusion_difference_figure(evals[a].confusion, evals[b].confusion, a, b)
         clickable_chart(st, figure, chart_key(gallery.EITHER), figures.selected_cell,
                         lambda picked: _set_cell((*picked, gallery.EITHER)))  # fmt: skip
         return
@@ -76,7 +77,7 @@ def matrices_ui(evals: dict, labels: dict) -> None:
         persist_state="page",
     )
     for column, name in zip(st.columns(len(evals)), evals, strict=True):
-        figure = charts.pickable_confusion_figure(evals[name].confusion, labels[name], normalise)
+        figure = charts.confusion_figure(evals[name].confusion, labels[name], normalise)
         clickable_chart(column, figure, chart_key(name), figures.selected_cell,
                         lambda picked, name=name: _set_cell((*picked, name)))  # fmt: skip
 
@@ -106,7 +107,7 @@ def cell_ui(labels: dict, y_true, preds: dict) -> None:
         cell = st.session_state[CELL] = shown
     true_class, pred_class, source = cell
     heading.subheader(f"True {CLASS_NAMES[true_class]}, predicted {CLASS_NAMES[pred_class]}")
-    charts.show_outline(chart_element_key(chart_key(source)), cell[:2])
+    charts.show_outline(chart_element_key(chart_key(source)), cell[:2], source == gallery.EITHER)
     # No tooltip: the pointer rests on this button after a click, and redrawing a shown tooltip
     # took 15-30 ms of a Swap click's 125-155 ms in the browser's main thread (Chromium's
     # TaskDuration); the heading above names the new cell.

@@ -378,15 +378,33 @@ def test_confusion_cell_click_opens_its_images(tab, app_url, browser_root):
 
 
 def _outlined(page, model: str) -> list[int]:
-    """The cells (10 * true + predicted) whose outline shows in ``model``'s matrix: its shapes
-    drawn opaque (each cell has two, white under black)."""
-    return page.evaluate(
-        """(model) => [...document.querySelectorAll(
-                `[class*="st-key-confusion_chart_${model}_"] .shapelayer path[data-index]`)]
-            .filter(p => getComputedStyle(p).opacity === '1')
-            .map(p => Math.floor(Number(p.getAttribute('data-index')) / 2))""",
+    """The cells (10 * true + predicted) outlined in ``model``'s matrix: the outline box that
+    ``charts.outline_css`` puts over the chart, located in the drawn heatmap's cells. It must
+    cover exactly one cell (within Plotly's rounding to whole pixels)."""
+    found = page.evaluate(
+        """(model) => {
+            const chart = document.querySelector(
+                `[class*="st-key-confusion_chart_${model}_"] .svg-container`);
+            const box = getComputedStyle(chart, "::after");
+            if (box.content === "none" || box.content === "normal") return null;
+            const frame = chart.getBoundingClientRect();
+            const heat = chart.querySelector(".heatmaplayer image").getBoundingClientRect();
+            const px = (v) => parseFloat(v);
+            return {left: frame.x + px(box.left) - heat.x,
+                    top: frame.y + px(box.top) + px(box.marginTop) - heat.y,
+                    width: px(box.width), height: px(box.height),
+                    cellWidth: heat.width / 10, cellHeight: heat.height / 10};
+        }""",
         model,
     )
+    if found is None:
+        return []
+    width, height = found["cellWidth"], found["cellHeight"]
+    assert abs(found["width"] - width) < 1.5 and abs(found["height"] - height) < 1.5, found
+    true_class, pred_class = round(found["top"] / height), round(found["left"] / width)
+    assert abs(found["top"] - true_class * height) < 1.5, found
+    assert abs(found["left"] - pred_class * width) < 1.5, found
+    return [10 * true_class + pred_class]
 
 
 def test_swap_moves_the_outline_without_drawing_the_matrices_again(tab, app_url):
@@ -394,11 +412,9 @@ def test_swap_moves_the_outline_without_drawing_the_matrices_again(tab, app_url)
     same nodes (never sent again), the outline moves to the swapped cell, the gallery follows."""
     open_page(tab, app_url, "/confusion")
     for model in (BASELINE, RESIDUAL):
-        tab.locator(f'[class*="st-key-confusion_chart_{model}_"] .shapelayer path').first.wait_for(
-            state="attached"
-        )
+        tab.locator(f'[class*="st-key-confusion_chart_{model}_"] .heatmaplayer image').wait_for()
     shirt, tshirt = CLASS_NAMES.index("Shirt"), CLASS_NAMES.index("T-shirt/top")
-    assert set(_outlined(tab, BASELINE)) == {10 * shirt + tshirt}  # the opening cell
+    assert _outlined(tab, BASELINE) == [10 * shirt + tshirt]  # the opening cell
     assert _outlined(tab, RESIDUAL) == []
     tab.evaluate("""() => document.querySelectorAll('.heatmaplayer image')
                           .forEach((image, i) => { image.dataset.before = String(i); })""")
@@ -406,12 +422,16 @@ def test_swap_moves_the_outline_without_drawing_the_matrices_again(tab, app_url)
     heading = f"True {CLASS_NAMES[tshirt]}, predicted {CLASS_NAMES[shirt]}"
     tab.get_by_role("heading", name=heading).wait_for()
     settle(tab)
-    assert set(_outlined(tab, BASELINE)) == {10 * tshirt + shirt}
+    assert _outlined(tab, BASELINE) == [10 * tshirt + shirt]
     kept = tab.evaluate("""() => [...document.querySelectorAll('.heatmaplayer image')]
                                  .map(image => image.dataset.before)""")
     assert kept == ["0", "1"], kept  # both matrices, the same drawn images as before the click
     captions = tab.locator(f"{GALLERY} figcaption").all_inner_texts()
     assert captions and all(c.startswith(f"true {CLASS_NAMES[tshirt]}") for c in captions)
+    # Narrower: each matrix's square is as wide as its column allows, no longer as tall.
+    tab.set_viewport_size({"width": VIEWPORT["width"] - 150, "height": VIEWPORT["height"]})
+    tab.wait_for_timeout(1000)  # Plotly redraws on the window's resize
+    assert _outlined(tab, BASELINE) == [10 * tshirt + shirt]
     assert_no_exception(tab)
 
 
@@ -434,6 +454,7 @@ def test_difference_view_draws_its_matrix_alone_and_is_in_the_link(tab, app_url)
     tab.locator(".st-key-confusion_cell_menu").get_by_role("button", name="Choose a cell").click()
     source = tab.locator(".st-key-confusion_source [role='combobox']")
     assert source.input_value() == "Either (difference)"
+    assert _outlined(tab, "difference") == [10 * shirt + coat]
     tab.keyboard.press("Escape")
     source.wait_for(state="hidden")
     tab.get_by_role("radio", name="Both models").click()

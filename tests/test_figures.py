@@ -147,6 +147,37 @@ def test_confusion_outlines_the_selected_cell(evaluations):
         figures.confusion_figure(confusion, "t", selected=(10, 0))
 
 
+def test_matrices_keep_the_square_plot_area_the_outline_rule_assumes(evaluations):
+    """``widgets.charts.outline_css`` places the picked cell's outline from these constants:
+    the figures must be drawn with exactly these margins and heights, square cells and fixed
+    ranges (where that lands on the drawn cells, the browser tests check)."""
+    from core.figures import confusion as matrices
+
+    conf = evaluations["baseline"].confusion
+    for fig, margin, height in (
+        (figures.confusion_figure(conf, "t"), matrices.MATRIX_MARGIN, matrices.MATRIX_HEIGHT),
+        (figures.confusion_difference_figure(conf, conf, "baseline", "residual"),
+         matrices.DIFFERENCE_MARGIN, matrices.DIFFERENCE_HEIGHT),
+    ):  # fmt: skip
+        assert {k: getattr(fig.layout.margin, k) for k in "lrtb"} == margin
+        assert fig.layout.height == height
+        assert fig.layout.yaxis.scaleanchor == "x"
+        assert fig.layout.xaxis.constrain == fig.layout.yaxis.constrain == "domain"
+        assert list(fig.layout.xaxis.range) == [-0.5, NUM_CLASSES - 0.5]
+        assert list(fig.layout.yaxis.range) == [NUM_CLASSES - 0.5, -0.5]
+
+
+def test_outline_rule_names_its_chart_and_cell():
+    from widgets.charts import outline_css
+
+    rule = outline_css("confusion_chart_baseline_chart", (6, 0))
+    assert rule.startswith(".st-key-confusion_chart_baseline_chart .svg-container::after{")
+    assert "+ 0 * min(" in rule and "+ 6 * min(" in rule  # column 0, row 6
+    assert outline_css("k", (6, 0)) != outline_css("k", (6, 0), difference=True)
+    with pytest.raises(ValueError, match="not a cell"):
+        outline_css("k", (10, 0))
+
+
 def test_confusion_rejects_wrong_shape():
     with pytest.raises(ValueError, match=r"shape \(10, 10\)"):
         figures.confusion_figure(np.zeros((3, 3)), "t")

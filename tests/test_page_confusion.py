@@ -16,6 +16,7 @@ from core.models import MODEL_NAMES
 from tests import apptools
 from tests.apptools import add_copied_run, gallery_count
 from tests.seedtools import array
+from widgets import charts
 
 PAGE = "pages/confusion.py"
 SHIRT, TSHIRT = CLASS_NAMES.index("Shirt"), CLASS_NAMES.index("T-shirt/top")
@@ -97,18 +98,16 @@ def test_the_difference_matrix_is_drawn_when_its_view_is_chosen(app, preds):
 
 
 def outlined_cell(at: AppTest, position: int) -> tuple[int, int]:
-    """The (true, predicted) cell whose outline the page's style rule shows in the
-    ``position``-th matrix: the shapes it names, looked up in that figure (data coordinates)."""
-    (rule,) = [h.proto.body for h in at.get("html") if "data-index" in h.proto.body]
-    spec = json.loads(at.get("plotly_chart")[position].proto.spec)
-    named = [int(i) for i in re.findall(r'data-index="(\d+)"', rule)]
-    assert len(named) == 2 and f"st-key-confusion_chart_{MODEL_NAMES[position]}_" in rule
-    boxes = {
-        (s["x0"], s["x1"], s["y0"], s["y1"]) for s in (spec["layout"]["shapes"][i] for i in named)
-    }
-    ((x0, x1, y0, y1),) = boxes  # the white and the black line of one cell
-    assert (x1 - x0, y1 - y0) == (1, 1)
-    return round(y0 + 0.5), round(x0 + 0.5)
+    """The (true, predicted) cell whose outline the page's style rule draws over the
+    ``position``-th matrix: the rule is ``charts.outline_css`` of that matrix's chart and
+    cell (where it lands on the drawn matrix, the browser tests check)."""
+    (rule,) = [h.proto.body for h in at.get("html") if "svg-container::after" in h.proto.body]
+    key = re.search(r"\.st-key-(\S+) \.svg-container", rule).group(1)
+    assert key.startswith(f"confusion_chart_{MODEL_NAMES[position]}_")
+    cells = [(t, p) for t in range(10) for p in range(10)
+             if rule == f"<style>{charts.outline_css(key, (t, p))}</style>"]  # fmt: skip
+    (cell,) = cells
+    return cell
 
 
 def test_swap_reruns_only_the_cell_and_its_gallery(app, preds, monkeypatch):
@@ -128,8 +127,7 @@ def test_swap_reruns_only_the_cell_and_its_gallery(app, preds, monkeypatch):
     assert app.session_state["confusion_cell"] == (TSHIRT, SHIRT, "residual")
     assert gallery_count(app) == count(y_true, y_pred["residual"], TSHIRT, SHIRT)
     assert not app.get("plotly_chart")  # the matrices were not sent again
-    (rule,) = [h.proto.body for h in app.get("html") if "data-index" in h.proto.body]
-    assert f'data-index="{2 * (TSHIRT * 10 + SHIRT)}"' in rule
+    assert outlined_cell(app, 1) == (TSHIRT, SHIRT)  # by the style rule alone
     app.run()  # a whole run draws the matrices again, the outline on the swapped cell
     assert page_runs == [1]
     assert outlined_cell(app, 1) == (TSHIRT, SHIRT)

@@ -14,7 +14,12 @@ import streamlit as st
 
 from core import figures
 from core.data import NUM_CLASSES
-from core.figures.selection import outline_cell
+from core.figures.confusion import (
+    DIFFERENCE_HEIGHT,
+    DIFFERENCE_MARGIN,
+    MATRIX_HEIGHT,
+    MATRIX_MARGIN,
+)
 
 Builder = TypeVar("Builder", bound=Callable)
 
@@ -41,64 +46,48 @@ seed_metric_figure = shared(figures.seed_metric_figure)
 
 # --- a matrix whose picked cell moves without a redraw ------------------------------------------
 
-OUTLINE_SHAPES = 2  # shapes per cell outline (core.figures.outline_cell: white under black)
 
+def outline_css(chart_key: str, cell: tuple[int, int], difference: bool = False) -> str:
+    """A style rule that outlines cell (true, predicted) of the matrix the chart ``chart_key``
+    draws: ``figures.confusion_figure``'s, or ``confusion_difference_figure``'s with
+    ``difference``.
 
-class _ShapeList(list):
-    """Collects what ``outline_cell`` adds: Plotly's ``add_shape`` revalidates every shape the
-    figure holds, so 200 of them one by one took seconds; one ``update_layout`` takes ms."""
-
-    def add_shape(self, shape: dict) -> None:
-        self.append(shape)
-
-
-def _with_every_outline(fig):
-    """``fig`` (a clickable 10x10 matrix) with every cell's outline, each hidden (opacity 0),
-    first in its shapes: cell (t, p)'s are shapes ``OUTLINE_SHAPES * (10 t + p)`` on."""
-    outlines = _ShapeList()
-    for true_class in range(NUM_CLASSES):
-        for pred_class in range(NUM_CLASSES):
-            outline_cell(outlines, pred_class, true_class)
-    hidden = [shape | {"opacity": 0} for shape in outlines]
-    return fig.update_layout(shapes=[*hidden, *fig.layout.shapes])
-
-
-@shared
-def pickable_confusion_figure(confusion, title: str, normalise: bool = False):
-    """``figures.confusion_figure`` with every cell's outline hidden; ``outline_css`` shows one."""
-    return _with_every_outline(figures.confusion_figure(confusion, title, normalise))
-
-
-@shared
-def pickable_difference_figure(conf_a, conf_b, name_a: str, name_b: str):
-    """``figures.confusion_difference_figure`` with every cell's outline hidden (``outline_css``)."""
-    return _with_every_outline(figures.confusion_difference_figure(conf_a, conf_b, name_a, name_b))
-
-
-def outline_css(chart_key: str, cell: tuple[int, int]) -> str:
-    """CSS that shows cell (true, predicted)'s outline in the ``pickable_*_figure`` drawn by the
-    chart ``chart_key``.
-
-    Hand-written because moving an outline in the figure makes the browser redraw the whole
-    chart (Plotly.react: 0.3-1 s per matrix on 2 busy cores, most of a click), while a
-    changed style rule repaints one outline. It relies on Plotly numbering its shape elements
-    by their place in ``layout.shapes`` (``data-index``); the browser tests check the outline.
+    Hand-written because Plotly moves an outline only by drawing the whole chart again
+    (Plotly.react: 0.3-1 s per matrix on 2 busy cores, most of a click), and drawing every
+    cell's outline hidden for a style rule to show one (200 shapes per matrix) made each visit
+    of the Confusion page 0.24 s slower (10 alternated visits). The outline is a box over the
+    chart, where Plotly draws the cell: the plot area is a square (``scaleanchor``,
+    ``constrain="domain"``) whose side is the smaller of the width and the height between the
+    figure's fixed margins, centred between them; ``margin-top``, like every margin, is a share
+    of the width, so the side can place the box vertically too. White under black, as
+    ``core.figures.outline_cell`` draws it. The browser tests check it against the drawn cells.
     """
-    first = OUTLINE_SHAPES * (int(cell[0]) * NUM_CLASSES + int(cell[1]))
-    paths = ", ".join(
-        f'.st-key-{chart_key} .shapelayer path[data-index="{i}"]'
-        for i in range(first, first + OUTLINE_SHAPES)
+    true_class, pred_class = int(cell[0]), int(cell[1])
+    if not (0 <= true_class < NUM_CLASSES and 0 <= pred_class < NUM_CLASSES):
+        raise ValueError(f"not a cell of a {NUM_CLASSES}x{NUM_CLASSES} matrix: {cell!r}")
+    margin = DIFFERENCE_MARGIN if difference else MATRIX_MARGIN
+    height = DIFFERENCE_HEIGHT if difference else MATRIX_HEIGHT
+    sides = margin["l"] + margin["r"]
+    inner = height - margin["t"] - margin["b"]
+    side = f"min(100% - {sides}px, {inner}px)"  # of the square plot area
+    cell_side = f"{side} / {NUM_CLASSES}"
+    return (
+        f".st-key-{chart_key} .svg-container::after{{content:'';position:absolute;"
+        "pointer-events:none;box-sizing:border-box;aspect-ratio:1;"
+        f"left:calc({margin['l']}px + (100% - {sides}px - {side}) / 2 + {pred_class} * "
+        f"{cell_side});top:{margin['t']}px;"
+        f"margin-top:calc(({inner}px - {side}) / 2 + {true_class} * {cell_side});"
+        f"width:calc({cell_side});"
+        "box-shadow:0 0 0 1px #000,inset 0 0 0 1px #000,0 0 0 2.5px #fff,inset 0 0 0 2.5px #fff}"
     )
-    return f"{paths} {{opacity: 1 !important}}"
 
 
-def show_outline(chart_key: str, cell: tuple[int, int]) -> None:
-    """Show cell (true, predicted)'s outline in the ``pickable_*_figure`` drawn by ``chart_key``.
+def show_outline(chart_key: str, cell: tuple[int, int], difference: bool = False) -> None:
+    """Outline cell (true, predicted) in the matrix drawn by ``chart_key`` (``outline_css``).
 
-    One of the two places that send raw HTML (the other: ``widgets.images.image_grid``; the
-    security test allows no others): a style rule made only of the chart's key, checked here,
-    and two integers.
+    One of the audited places that send raw HTML (tests/test_security.py's ``RAW_HTML``): a
+    style rule made only of the chart's key, checked here, two integers and constants.
     """
     if not chart_key.replace("_", "").replace("-", "").isalnum():
         raise ValueError(f"not a chart key: {chart_key!r}")
-    st.html(f"<style>{outline_css(chart_key, cell)}</style>")
+    st.html(f"<style>{outline_css(chart_key, cell, difference)}</style>")

@@ -18,8 +18,9 @@ from core.models import model_label
 CELL_PX = 44  # marker size of the click overlay: about one confusion cell at the default height
 # Room for the class names and axis titles (and the colour bar), so that Plotly's automargin never
 # has to grow a margin: it then draws the whole figure a second time (most of a matrix's cost).
-MATRIX_MARGIN = {"l": 112, "b": 104}
+MATRIX_MARGIN = {"l": 112, "r": 10, "t": 90, "b": 104}
 DIFFERENCE_MARGIN = MATRIX_MARGIN | {"r": 165}
+MATRIX_HEIGHT, DIFFERENCE_HEIGHT = 500, 640
 
 
 def _check_confusion(confusion) -> np.ndarray:
@@ -136,7 +137,7 @@ def confusion_figure(
     return apply_layout(
         fig,
         title,
-        height=500,
+        height=MATRIX_HEIGHT,
         subtitle=subtitle + "; click a cell to see its images",
         clickmode="event+select",
         hovermode="closest",
@@ -175,7 +176,7 @@ def confusion_difference_figure(
     return apply_layout(
         fig,
         f"{label_b} minus {label_a}, image counts per cell",
-        height=640,
+        height=DIFFERENCE_HEIGHT,
         subtitle=(
             f"On the diagonal, positive (blue) = {label_b} gets more of that class right.<br>"
             f"Off the diagonal, negative (red) = {label_b} makes fewer of those mistakes."
