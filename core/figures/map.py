@@ -39,6 +39,11 @@ CLASS_COLORS = (
 )
 MISTAKE_NAME = "misclassified"
 POINT_SIZE = 4
+# Room for the axis titles and the legend's two rows below the map at the dashboard's usual
+# width, so that Plotly's automargin need not grow a margin: it then draws the whole map a
+# second time (a sixth of its drawing; narrower windows, whose legend takes more rows, still
+# grow it).
+MAP_MARGIN = {"l": 44, "r": 10, "t": 90, "b": 88}
 MISTAKE_SIZE = 7
 
 
@@ -132,4 +137,5 @@ def projection_figure(
         clickmode="event+select",
         hovermode="closest",
         legend_itemsizing="constant",
+        margin=MAP_MARGIN,
     )
