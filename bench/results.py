@@ -571,21 +571,27 @@ def findings(saved: dict, about: dict) -> list[str]:
                   "Predict input. A callback that changes what another part shows reruns only "
                   "the parts named (`st.rerun([...])`): a Swap reruns the cell and the page of "
                   "images, not the matrices, not the gallery's filters, not the page.",
-                  "2. A pick never sends a matrix again: every cell's outline is drawn in the "
-                  "figure, hidden, and one style rule shows the picked one. With the outline in "
-                  "the figure the browser redrew the whole matrix on every pick (0.3-1 s of a "
-                  "click on 2 busy cores).",
+                  "2. A pick never sends a matrix again: the picked cell's outline is a box one "
+                  "style rule puts over the chart where Plotly draws that cell "
+                  "(`charts.outline_css`: the square plot area between the figure's fixed "
+                  "margins). With the outline in the figure the browser redrew the whole matrix "
+                  "on every pick (0.3-1 s of a click on 2 busy cores); with every cell's outline "
+                  "drawn hidden in it (200 shapes per matrix, the rule showing two), each visit "
+                  "of the page took 0.24 s longer (0.67 against 0.48 s, 10 alternated visits).",
                   "3. A gallery page is one HTML block of inline PNGs with captions and alt text "
-                  "(24 `st.image` tiles were 24 media requests); a clicked chart keeps its key "
-                  "(a fresh key made the browser draw it anew).",
+                  "(24 `st.image` tiles were 24 media requests), each sent at 28 px and "
+                  "enlarged by the browser (less for it to read on every click); a clicked "
+                  "chart keeps its key (a fresh key made the browser draw it anew).",
                   "4. What is computed once per run is kept in its cache, keyed on its checksums "
                   "and checked on read (`core.runcache`): metrics and ROC curves, the pair's "
                   "McNemar test and bootstrap interval, the architecture table and graph, and, "
                   "under the artifacts folder, the seed summaries and verdicts. A cold Overview "
                   "reads small files and imports no SciPy, scikit-learn or ONNX Runtime.",
                   "5. Lazy tabs (only the open tab runs and is drawn): the Overview's seed chart "
-                  "and class table, the second model's architecture, the Confusion page's "
-                  "difference matrix. The Overview's first screen loads no chart script "
+                  "and class table, the second model's architecture; the Confusion page's "
+                  "matrices are a segmented control (both models or their difference; a tab "
+                  "panel searched the matrices' SVG for a focusable child on every later click: "
+                  "about 15 ms of each). The Overview's first screen loads no chart script "
                   "(Plotly's is 4.7 MB: about a second of a cold start); its sample images are "
                   "an HTML grid.",
                   "6. Streamlit's file watcher is off (`.streamlit/config.toml`): it watched the "
@@ -603,15 +609,22 @@ def findings(saved: dict, about: dict) -> list[str]:
                   "checksums are remembered in its cache across processes (same identity rule "
                   "as in a process); and no cyclic GC runs during the server's first page run "
                   "(`widgets/nav.py`: 3 full collections, 0.36 s, of a first Overview run in "
-                  "AppTest), its survivors frozen afterwards.",
+                  "AppTest), its survivors frozen afterwards. Each model's six numbers are one "
+                  "escaped HTML list (`widgets.layout.metric_grid`), not six `st.metric` "
+                  "elements (70-90 ms of the browser's main thread per fresh load, 30 "
+                  "alternated loads).",
                   "8. The ROC page's three sections (curves, abstention, calibration) are lazy "
-                  "tabs bound to the URL; its figures and the matrices have fixed margins, so "
-                  "Plotly never draws them twice for its automargin.",
+                  "tabs bound to the URL; its figures, the matrices and the Map have fixed "
+                  "margins, so Plotly never draws them twice for its automargin (the Map: at "
+                  "the usual width).",
                   "9. The Map draws its 10,000 points in WebGL (`go.Scattergl`, one canvas, not "
                   "one SVG element each) and its PCA is numpy's SVD (equal to scikit-learn's, "
                   "tested), so the page imports no scikit-learn.",
-                  "10. A Swap click replaces fewer elements: the cell's pickers and the "
-                  "gallery's pager are one flex row each (not columns), and the Swap button has "
+                  "10. A Swap click replaces fewer elements: the cell's pickers are in a "
+                  "\"Choose a cell\" popover and the gallery's \"Inspect one image\" list in "
+                  "another (a closed popover's content is not drawn; three select lists, two "
+                  "changed by every Swap, were 15-30 ms of a click's main thread, the inspect "
+                  "list 7-10 ms), the gallery's pager is one flex row, and the Swap button has "
                   "no tooltip (the pointer rests on it, and a shown tooltip was redrawn on "
                   "every swap: 15-30 ms of the click's main-thread time).", "",
                   f"Measured now: a Swap click takes {click:.2f} s against the bare button's "
@@ -632,11 +645,13 @@ def findings(saved: dict, about: dict) -> list[str]:
                   "serves the page's scripts, which then waited).",
                   f"- Left in a click: the browser's main thread ({busy_text}), not the server "
                   "(its script is the AppTest row): React re-renders the page's elements for "
-                  "each batch of updates. Each "
-                  "selectbox a click re-sends costs about 7 ms; the two matrices about 35 ms "
-                  "though Plotly never redraws them (no DOM mutation in them during a swap).",
+                  "each batch of updates (the cell's heading, caption, outline rule and "
+                  "buttons; the pager and the 24 images). Tried and dropped: both fragments in "
+                  "one run per Swap (4-5 ms), CSS containment or a compositing layer for the "
+                  "charts, asynchronous image decoding, one sprite for the grid (none faster).",
                   ("- Next visits over 1 s: " + ", ".join(f"{n} {nxt[n]:.2f} s" for n in slow)
-                   + ". Over 1 s only in some runs; the Map's WebGL scene is most of it.")
+                   + ". The Map's WebGL scene is most of it: creating its WebGL contexts in "
+                   "the software renderer takes 0.1-0.6 s of a visit.")
                   if slow else "- Every page's next visit is within 1 s.",
                   "- Memory: the server's peak is set by pandas, Plotly and the test images; no "
                   "TensorFlow is ever loaded into it.", ""]  # fmt: skip
