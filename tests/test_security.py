@@ -82,9 +82,18 @@ def test_no_raw_html_is_ever_rendered(source):
             assert id(node) in inside, f"{source.name}: raw HTML outside {RAW_HTML}"
 
 
-def test_the_gallery_grid_escapes_every_text():
+def _one_html_block(script: str):
+    """``script`` run by AppTest without an exception, and the body of the one raw-HTML block it
+    sends."""
     from streamlit.testing.v1 import AppTest
 
+    at = AppTest.from_string(script).run()
+    assert not at.exception
+    (block,) = at.get("html")
+    return at, block.proto.body
+
+
+def test_the_gallery_grid_escapes_every_text():
     script = (
         "from widgets.images import image_grid\n"
         "from core.figures import image_png\n"
@@ -92,17 +101,12 @@ def test_the_gallery_grid_escapes_every_text():
         "png = image_png(np.zeros((28, 28), np.float32), scale=2)\n"
         "image_grid([png], ['<img src=x onerror=alert(1)>'], ['\"><script>x</script>'], key='g')\n"
     )
-    at = AppTest.from_string(script).run()
-    assert not at.exception
-    (block,) = at.get("html")
-    body = block.proto.body
+    _, body = _one_html_block(script)
     assert "<script>" not in body and "<img src=x" not in body
     assert "&lt;img src=x onerror=alert(1)&gt;" in body and "&quot;&gt;&lt;script&gt;" in body
 
 
 def test_the_metric_grid_escapes_every_text():
-    from streamlit.testing.v1 import AppTest
-
     from tests.apptools import metric_tiles
 
     script = (
@@ -110,10 +114,7 @@ def test_the_metric_grid_escapes_every_text():
         "metric_grid([('<b>bold</b>', '<script>x</script>', '\"><img src=x onerror=alert(1)>'),\n"
         "             ('Plain', '0.9015', None)], key='m')\n"
     )
-    at = AppTest.from_string(script).run()
-    assert not at.exception
-    (block,) = at.get("html")
-    body = block.proto.body
+    at, body = _one_html_block(script)
     assert "<script>" not in body and "<b>" not in body and "<img src=x" not in body
     assert "&lt;script&gt;" in body and 'title="&quot;&gt;&lt;img src=x' in body
     assert metric_tiles(at) == [("<b>bold</b>", "<script>x</script>"), ("Plain", "0.9015")]
